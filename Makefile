@@ -1,0 +1,50 @@
+# genkit: two commands for a fresh machine.
+#   make demo   set up .venv and generate a grid of images with the bundled model
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_OUT ?= outputs/demo
+
+.PHONY: demo test test-all setup weights bench lint clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 first (the CPU build on these machines; CUDA where pip finds it), so that resolving
+# genkit's own dependencies never pulls a newer torch. Nothing pulls torchvision.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/genkit generate "a small red circle at the top left" "a large blue square in the center" \
+		"a small yellow triangle at the bottom right" "a large purple cross at the top right" \
+		--num-images 6 --steps 25 --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not gpu"
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Reproduce the shipped weights in genkit/assets (see README: about 45 minutes on 2 CPU cores).
+weights: $(STAMP)
+	$(BIN)/genkit train tokenizer --out runs/tokenizer
+	$(BIN)/genkit train vae --out runs/vae
+	$(BIN)/genkit train classifier --out runs/classifier --save-dtype fp16
+	$(BIN)/genkit train text2img --vae runs/vae/model --tokenizer runs/tokenizer --out runs/text2img --save-dtype fp16
+	rm -rf genkit/assets/text2img-shapes genkit/assets/shapes-oracle
+	cp -r runs/text2img/model genkit/assets/text2img-shapes
+	cp -r runs/classifier/model genkit/assets/shapes-oracle
+
+bench: $(STAMP)
+	$(BIN)/python bench/text2img.py
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

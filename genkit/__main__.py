@@ -1,0 +1,5 @@
+import sys
+
+from genkit.cli import main
+
+sys.exit(main())

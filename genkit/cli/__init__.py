@@ -1,0 +1,44 @@
+"""The ``genkit`` command: one console script, one subcommand per file in this folder.
+
+User mistakes raise :class:`genkit.utils.GenkitError`; ``main`` prints them as one line on stderr and
+exits with status 2 (argparse's usage errors use the same status), never with a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from genkit.cli._args import OneLineArgumentParser
+from genkit.utils import GenkitError
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def build_parser() -> OneLineArgumentParser:
+    from genkit.cli import env, eval as eval_cmd, generate, models, train
+
+    parser = OneLineArgumentParser(prog="genkit", description="genkit: generative modeling from the command line")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineArgumentParser)
+    for module in (generate, train, eval_cmd, models, env):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except GenkitError as e:
+        sys.stderr.write(f"genkit {args.command}: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"genkit {args.command}: interrupted\n")
+        return 130

@@ -1,0 +1,39 @@
+"""``genkit train {tokenizer,vae,text2img,classifier} ...``: every part of the embedded models.
+
+Each trainer runs on accelerate (``accelerate launch -m genkit train ...`` for several GPUs or nodes),
+shows a progress bar with ETA, saves resumable checkpoints under ``OUT/checkpoints`` and resumes from the
+newest one when started again with the same ``--out``.
+"""
+
+from __future__ import annotations
+
+from genkit.cli._args import OneLineArgumentParser, add_dataclass_args, from_args
+from genkit.training.classifier import ClassifierTrainConfig, train_classifier
+from genkit.training.text2img import Text2ImgTrainConfig, train_text2img
+from genkit.training.tokenizer import TokenizerTrainConfig, train_tokenizer
+from genkit.training.vae import VAETrainConfig, train_vae
+
+TRAINERS = {
+    "tokenizer": (TokenizerTrainConfig, train_tokenizer, "learn the word-level tokenizer from the captions"),
+    "vae": (VAETrainConfig, train_vae, "train the AutoencoderKL"),
+    "text2img": (Text2ImgTrainConfig, train_text2img, "train the UNet and text encoder; writes a Stable Diffusion pipeline"),
+    "classifier": (ClassifierTrainConfig, train_classifier, "train the oracle classifier used by the metrics"),
+}
+
+
+def _runner(cfg_cls, fn):
+    def run(ns) -> int:
+        path = fn(from_args(cfg_cls, ns))
+        print(f"wrote {path}")
+        return 0
+
+    return run
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a model", description=__doc__)
+    what = p.add_subparsers(dest="what", required=True, metavar="WHAT", parser_class=OneLineArgumentParser)
+    for name, (cfg_cls, fn, help_) in TRAINERS.items():
+        q = what.add_parser(name, help=help_, description=help_)
+        add_dataclass_args(q, cfg_cls)
+        q.set_defaults(run=_runner(cfg_cls, fn))

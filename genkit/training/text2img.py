@@ -1,0 +1,171 @@
+"""``genkit train text2img``: the denoiser (UNet2DConditionModel) and the text encoder, jointly.
+
+Stable Diffusion's recipe at toy scale: a frozen VAE (``genkit train vae``) maps images to latents, a
+word-level tokenizer (``genkit train tokenizer``) and a small CLIP text encoder give cross-attention
+states, and the UNet learns epsilon-prediction with min-SNR loss weighting. Captions are dropped with
+probability ``caption_dropout`` (replaced by the empty prompt, as diffusers' pipeline encodes it), which
+is what classifier-free guidance needs. The text encoder is trained with the UNet (SD freezes a
+pretrained CLIP; genkit has none to start from).
+
+Latents of a fixed, seeded set of training images are computed once (the posterior mean and std, so each
+step still draws a fresh sample), as diffusers' training examples do with a latent cache.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DConditionModel
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel, compute_snr
+from transformers import AutoTokenizer
+
+from genkit.data.shapes import ShapesDataset
+from genkit.models.presets import SCHEDULER_CONFIG, TEXT_ENCODER_PRESETS, UNET_PRESETS
+from genkit.models.text import build_text_encoder
+from genkit.pipelines.text2img import build_text2img_pipeline
+from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
+from genkit.utils import GenkitError, atomic_dir
+
+
+@dataclass
+class Text2ImgTrainConfig:
+    vae: str = field(default="runs/vae/model", metadata={"help": "trained VAE folder (genkit train vae)"})
+    tokenizer: str = field(default="runs/tokenizer", metadata={"help": "tokenizer folder (genkit train tokenizer)"})
+    out: str = field(default="runs/text2img", metadata={"help": "run folder: checkpoints/ and the final pipeline model/"})
+    unet_preset: str = field(default="unet-shapes-s", metadata={"help": "UNet preset", "choices": list(UNET_PRESETS)})
+    text_encoder_preset: str = field(default="clip-text-shapes", metadata={"help": "text encoder preset", "choices": list(TEXT_ENCODER_PRESETS)})
+    max_train_steps: int = field(default=6000, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=64, metadata={"help": "latents per step"})
+    learning_rate: float = field(default=5e-4, metadata={"help": "AdamW peak learning rate"})
+    lr_warmup_steps: int = field(default=200, metadata={"help": "linear warm-up steps before cosine decay"})
+    caption_dropout: float = field(default=0.1, metadata={"help": "probability of training on the empty prompt"})
+    snr_gamma: float = field(default=5.0, metadata={"help": "min-SNR loss weighting gamma (0 disables)"})
+    num_train_images: int = field(default=40000, metadata={"help": "size of the seeded training set whose latents are cached"})
+    ema_decay: float = field(default=0.9995, metadata={"help": "max EMA decay of the saved weights"})
+    seed: int = field(default=0, metadata={"help": "seed of data, noise and initialisation"})
+    checkpointing_steps: int = field(default=500, metadata={"help": "save a resumable checkpoint every N steps"})
+    mixed_precision: str = field(default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]})
+    save_dtype: str = field(default="fp32", metadata={"help": "dtype of the saved pipeline", "choices": ["fp32", "fp16"]})
+
+    def __post_init__(self):
+        if min(self.max_train_steps, self.batch_size, self.checkpointing_steps, self.num_train_images) <= 0:
+            raise GenkitError("max-train-steps, batch-size, checkpointing-steps and num-train-images must be positive")
+        if not 0 <= self.caption_dropout < 1:
+            raise GenkitError("caption-dropout must be in [0, 1)")
+
+
+@torch.no_grad()
+def encode_dataset(vae: AutoencoderKL, dataset: ShapesDataset, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of every image, already multiplied by the VAE's scaling factor."""
+    means, stds = [], []
+    for i in range(0, len(dataset), batch_size):
+        x = dataset.batch(range(i, min(i + batch_size, len(dataset))))["pixel_values"].to(vae.device, vae.dtype)
+        dist = vae.encode(x).latent_dist
+        means.append(dist.mean.float().cpu())
+        stds.append(dist.std.float().cpu())
+    s = vae.config.scaling_factor
+    return torch.cat(means) * s, torch.cat(stds) * s
+
+
+def load_text_encoder_as_fp32(config_path: Path) -> None:
+    """Weights stay fp16 on disk; the config's ``dtype`` (what transformers loads *into* by default) is set
+    to float32, so a plain ``StableDiffusionPipeline.from_pretrained(dir)`` gives fp32 everywhere, as
+    diffusers already does for the UNet and VAE."""
+    cfg = json.loads(config_path.read_text())
+    cfg["dtype"] = "float32"
+    config_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
+    out = Path(cfg.out)
+    for p, what in ((cfg.vae, "VAE"), (cfg.tokenizer, "tokenizer")):
+        if not Path(p).is_dir():
+            raise GenkitError(f"{what} folder {p!r} not found (train it first, see README)")
+    accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision)
+    device = accelerator.device
+
+    # --- components --------------------------------------------------------------------------------
+    vae = AutoencoderKL.from_pretrained(cfg.vae, torch_dtype=torch.float32).to(device).eval().requires_grad_(False)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
+    text_encoder = build_text_encoder(tokenizer, cfg.text_encoder_preset)
+    unet = UNet2DConditionModel(
+        **{**UNET_PRESETS[cfg.unet_preset], "cross_attention_dim": text_encoder.config.hidden_size,
+           "sample_size": vae.config.sample_size // 2 ** (len(vae.config.block_out_channels) - 1),
+           "in_channels": vae.config.latent_channels, "out_channels": vae.config.latent_channels}
+    )
+    noise_scheduler = DDPMScheduler(**SCHEDULER_CONFIG)
+
+    # --- data: a latent cache of a seeded image set --------------------------------------------------
+    dataset = ShapesDataset(cfg.num_train_images, vae.config.sample_size, seed=cfg.seed, split="train")
+    accelerator.print(f"encoding {len(dataset)} training images with the VAE...")
+    lat_mean, lat_std = encode_dataset(vae, dataset)
+    captions = [dataset.attrs_caption(i) for i in range(len(dataset))]
+    tok = lambda texts: tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids  # noqa: E731
+    input_ids, empty_ids = tok(captions), tok([""])
+
+    # --- optimisation ------------------------------------------------------------------------------
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=1e-2)
+    lr_sched = get_cosine_schedule_with_warmup(optimizer, cfg.lr_warmup_steps, cfg.max_train_steps)
+    unet, text_encoder, optimizer, lr_sched = accelerator.prepare(unet, text_encoder, optimizer, lr_sched)
+    ema_params = list(accelerator.unwrap_model(unet).parameters()) + list(accelerator.unwrap_model(text_encoder).parameters())
+    ema = EMAModel(ema_params, decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
+    ema.to(device)
+    accelerator.register_for_checkpointing(ema)
+    start = resume(accelerator, out)
+
+    bar = progress(accelerator, cfg.max_train_steps, start, "train text2img")
+    for step in range(start, cfg.max_train_steps):
+        # The batch depends only on (seed, process, step): a resumed run sees the same data.
+        rng = np.random.default_rng([cfg.seed, 4, accelerator.process_index, step])
+        idx = torch.as_tensor(rng.integers(0, len(dataset), size=cfg.batch_size))
+        drop = torch.as_tensor(rng.random(cfg.batch_size) < cfg.caption_dropout)
+        ids = torch.where(drop[:, None], empty_ids, input_ids[idx]).to(device)
+        latents = (lat_mean[idx] + lat_std[idx] * torch.randn_like(lat_std[idx])).to(device)
+        noise = torch.randn_like(latents)
+        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (cfg.batch_size,), device=device)
+        noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+
+        with accelerator.accumulate(unet, text_encoder):
+            states = text_encoder(ids)[0]
+            pred = unet(noisy, timesteps, states).sample
+            if cfg.snr_gamma > 0:  # min-SNR weighting (Hang et al. 2023), for epsilon prediction
+                snr = compute_snr(noise_scheduler, timesteps)
+                w = torch.clamp(snr, max=cfg.snr_gamma) / snr
+                loss = (F.mse_loss(pred.float(), noise.float(), reduction="none").mean(dim=(1, 2, 3)) * w).mean()
+            else:
+                loss = F.mse_loss(pred.float(), noise.float())
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            lr_sched.step()
+            optimizer.zero_grad(set_to_none=True)
+        ema.step(ema_params)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr_sched.get_last_lr()[0]:.1e}")
+        if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_train_steps:
+            save_checkpoint(accelerator, out, step + 1)
+    bar.close()
+
+    # --- export: EMA weights as a Stable Diffusion pipeline -------------------------------------------
+    ema.copy_to(ema_params)
+    pipe = build_text2img_pipeline(
+        vae=vae,
+        text_encoder=accelerator.unwrap_model(text_encoder).eval(),
+        tokenizer=tokenizer,
+        unet=accelerator.unwrap_model(unet).eval(),
+        scheduler=DPMSolverMultistepScheduler.from_config(noise_scheduler.config),
+    )
+    final = out / "model"
+    if accelerator.is_main_process:
+        with atomic_dir(final) as tmp:
+            pipe.to(dtype=save_dtype(cfg.save_dtype)).save_pretrained(tmp, safe_serialization=True)
+            load_text_encoder_as_fp32(tmp / "text_encoder" / "config.json")
+    accelerator.end_training()
+    return final

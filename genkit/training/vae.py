@@ -1,0 +1,92 @@
+"""``genkit train vae``: an AutoencoderKL for the shapes images (Stable Diffusion's VAE structure).
+
+Loss: L1 + MSE reconstruction and a tiny KL term (SD's VAEs use KL weight ~1e-6), on batches from the
+seeded procedural stream. After training, the latent ``scaling_factor`` is set to 1/std of the latents
+(as SD's 0.18215), so the denoiser sees unit-variance latents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL
+from diffusers.training_utils import EMAModel
+
+from genkit.data.shapes import shapes_stream
+from genkit.models.presets import VAE_PRESETS
+from genkit.training.loop import latest_checkpoint, make_accelerator, progress, resume, save_checkpoint, save_dtype
+from genkit.utils import GenkitError, atomic_dir
+
+
+@dataclass
+class VAETrainConfig:
+    out: str = field(default="runs/vae", metadata={"help": "run folder: checkpoints/ and the final model/"})
+    preset: str = field(default="vae-shapes-f4", metadata={"help": "VAE preset", "choices": list(VAE_PRESETS)})
+    max_train_steps: int = field(default=2000, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=32, metadata={"help": "images per step"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (cosine decay)"})
+    kl_weight: float = field(default=1e-6, metadata={"help": "weight of the KL term"})
+    resolution: int = field(default=32, metadata={"help": "image side in pixels"})
+    seed: int = field(default=0, metadata={"help": "seed of data, noise and initialisation"})
+    checkpointing_steps: int = field(default=250, metadata={"help": "save a resumable checkpoint every N steps"})
+    ema_decay: float = field(default=0.999, metadata={"help": "max EMA decay of the saved weights"})
+    mixed_precision: str = field(default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]})
+    save_dtype: str = field(default="fp32", metadata={"help": "dtype of the saved model", "choices": ["fp32", "fp16"]})
+
+    def __post_init__(self):
+        if self.max_train_steps <= 0 or self.batch_size <= 0 or self.checkpointing_steps <= 0:
+            raise GenkitError("max-train-steps, batch-size and checkpointing-steps must be positive")
+
+
+def train_vae(cfg: VAETrainConfig) -> Path:
+    out = Path(cfg.out)
+    accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision)
+    vae = AutoencoderKL(**{**VAE_PRESETS[cfg.preset], "sample_size": cfg.resolution})
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+    lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.max_train_steps, eta_min=cfg.learning_rate * 0.05)
+    vae, optimizer, lr_sched = accelerator.prepare(vae, optimizer, lr_sched)
+    ema = EMAModel(accelerator.unwrap_model(vae).parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=3 / 4)
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+    start = resume(accelerator, out)
+
+    # Each process reads its own slice of the seeded stream.
+    data = shapes_stream(cfg.batch_size, cfg.resolution, seed=cfg.seed * 1000 + accelerator.process_index, start=start)
+    bar = progress(accelerator, cfg.max_train_steps, start, "train vae")
+    for step in range(start, cfg.max_train_steps):
+        x = next(data)["pixel_values"].to(accelerator.device)
+        with accelerator.accumulate(vae):
+            posterior = vae.encode(x).latent_dist
+            recon = vae.decode(posterior.sample()).sample
+            rec = F.l1_loss(recon, x) + F.mse_loss(recon, x)
+            loss = rec + cfg.kl_weight * posterior.kl().mean()
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(vae.parameters(), 1.0)
+            optimizer.step()
+            lr_sched.step()
+            optimizer.zero_grad(set_to_none=True)
+        ema.step(accelerator.unwrap_model(vae).parameters())
+        bar.update(1)
+        bar.set_postfix(rec=f"{rec.item():.4f}")
+        if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_train_steps:
+            save_checkpoint(accelerator, out, step + 1)
+    bar.close()
+
+    # Export the EMA weights with a measured latent scaling factor.
+    model = accelerator.unwrap_model(vae)
+    ema.copy_to(model.parameters())
+    model.eval()
+    with torch.no_grad():
+        x = next(shapes_stream(512, cfg.resolution, seed=cfg.seed + 777))["pixel_values"].to(accelerator.device)
+        std = model.encode(x).latent_dist.mode().std().item()
+    model.register_to_config(scaling_factor=round(1.0 / std, 5))
+    final = out / "model"
+    if accelerator.is_main_process:
+        with atomic_dir(final) as tmp:
+            model.to(save_dtype(cfg.save_dtype)).save_pretrained(tmp, safe_serialization=True)
+    accelerator.end_training()
+    assert latest_checkpoint(out)[1] == cfg.max_train_steps
+    return final
