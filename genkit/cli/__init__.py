@@ -21,7 +21,8 @@ def _quiet_libraries() -> None:
 
 
 def build_parser() -> OneLineArgumentParser:
-    from genkit.cli import env, eval as eval_cmd, generate, models, train
+    from genkit.cli import env, generate, models, train
+    from genkit.cli import eval as eval_cmd
 
     parser = OneLineArgumentParser(prog="genkit", description="genkit: generative modeling from the command line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineArgumentParser)

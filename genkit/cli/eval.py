@@ -35,7 +35,13 @@ class EvalConfig:
 def run(cfg: EvalConfig) -> dict:
     from genkit.cli.generate import load_pipeline, resolve_device
     from genkit.data.shapes import parse_caption, prompt_set
-    from genkit.metrics.evaluate import generate_images, load_image_folder, load_oracle, real_features, score_images
+    from genkit.metrics.evaluate import (
+        generate_images,
+        load_image_folder,
+        load_oracle,
+        real_features,
+        score_images,
+    )
 
     device = resolve_device(cfg.device)
     oracle = load_oracle(cfg.oracle, device)

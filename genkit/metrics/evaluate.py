@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genkit.data.shapes import COLORS, POSITIONS, SHAPES, SIZES, ShapesDataset, parse_caption, prompt_set
+from genkit.data.shapes import COLORS, POSITIONS, SHAPES, SIZES, ShapesDataset, parse_caption
 from genkit.metrics.classifier import ShapesClassifier
 from genkit.metrics.scores import diversity, frechet_distance, precision_recall, prompt_accuracy
 from genkit.utils import GenkitError

@@ -21,12 +21,12 @@ from genkit.utils import GenkitError, atomic_dir
 @dataclass
 class ClassifierTrainConfig:
     out: str = field(default="runs/classifier", metadata={"help": "run folder: checkpoints/ and the final model/"})
-    max_train_steps: int = field(default=1500, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=128, metadata={"help": "images per step"})
+    max_train_steps: int = field(default=800, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=64, metadata={"help": "images per step"})
     learning_rate: float = field(default=2e-3, metadata={"help": "AdamW learning rate (cosine decay)"})
     resolution: int = field(default=32, metadata={"help": "image side in pixels"})
     seed: int = field(default=0, metadata={"help": "seed of data, augmentation and initialisation"})
-    checkpointing_steps: int = field(default=500, metadata={"help": "save a resumable checkpoint every N steps"})
+    checkpointing_steps: int = field(default=200, metadata={"help": "save a resumable checkpoint every N steps"})
     save_dtype: str = field(default="fp32", metadata={"help": "dtype of the saved model", "choices": ["fp32", "fp16"]})
 
     def __post_init__(self):

@@ -40,7 +40,7 @@ class Text2ImgTrainConfig:
     out: str = field(default="runs/text2img", metadata={"help": "run folder: checkpoints/ and the final pipeline model/"})
     unet_preset: str = field(default="unet-shapes-s", metadata={"help": "UNet preset", "choices": list(UNET_PRESETS)})
     text_encoder_preset: str = field(default="clip-text-shapes", metadata={"help": "text encoder preset", "choices": list(TEXT_ENCODER_PRESETS)})
-    max_train_steps: int = field(default=6000, metadata={"help": "optimizer steps"})
+    max_train_steps: int = field(default=5000, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=64, metadata={"help": "latents per step"})
     learning_rate: float = field(default=5e-4, metadata={"help": "AdamW peak learning rate"})
     lr_warmup_steps: int = field(default=200, metadata={"help": "linear warm-up steps before cosine decay"})

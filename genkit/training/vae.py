@@ -17,15 +17,22 @@ from diffusers.training_utils import EMAModel
 
 from genkit.data.shapes import shapes_stream
 from genkit.models.presets import VAE_PRESETS
-from genkit.training.loop import latest_checkpoint, make_accelerator, progress, resume, save_checkpoint, save_dtype
+from genkit.training.loop import (
+    latest_checkpoint,
+    make_accelerator,
+    progress,
+    resume,
+    save_checkpoint,
+    save_dtype,
+)
 from genkit.utils import GenkitError, atomic_dir
 
 
 @dataclass
 class VAETrainConfig:
     out: str = field(default="runs/vae", metadata={"help": "run folder: checkpoints/ and the final model/"})
-    preset: str = field(default="vae-shapes-f4", metadata={"help": "VAE preset", "choices": list(VAE_PRESETS)})
-    max_train_steps: int = field(default=2000, metadata={"help": "optimizer steps"})
+    preset: str = field(default="vae-shapes-f4c8", metadata={"help": "VAE preset", "choices": list(VAE_PRESETS)})
+    max_train_steps: int = field(default=2500, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=32, metadata={"help": "images per step"})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (cosine decay)"})
     kl_weight: float = field(default=1e-6, metadata={"help": "weight of the KL term"})

@@ -1,0 +1,20 @@
+"""CUDA checks: skipped unless torch.cuda.is_available() (see conftest.py)."""
+
+import pytest
+import torch
+
+from genkit.assets import bundled_models
+from genkit.pipelines.text2img import load_text2img
+
+PROMPT = "a large blue square in the center"
+
+
+@pytest.mark.gpu
+def test_bundled_model_on_cuda_matches_cpu():
+    path = bundled_models()["text2img-shapes"]["path"]
+    out = {}
+    for device in ("cpu", "cuda"):
+        pipe = load_text2img(path, device=device)
+        g = torch.Generator("cpu").manual_seed(0)
+        out[device] = pipe(PROMPT, num_inference_steps=10, generator=g, output_type="pt").images.float().cpu()
+    assert (out["cpu"] - out["cuda"]).abs().mean() < 0.02
