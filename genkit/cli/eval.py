@@ -73,7 +73,12 @@ def run(cfg: EvalConfig) -> dict:
     return results
 
 
+def _cli(ns) -> int:
+    run(from_args(EvalConfig, ns))
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("eval", help="measure a model or a folder of images", description=__doc__)
     add_dataclass_args(p, EvalConfig)
-    p.set_defaults(run=lambda ns: run(from_args(EvalConfig, ns)) and 0)
+    p.set_defaults(run=_cli)

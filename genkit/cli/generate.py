@@ -114,7 +114,12 @@ def run(cfg: GenerateConfig) -> Path:
     return grid_path
 
 
+def _cli(ns) -> int:
+    run(from_args(GenerateConfig, ns))
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("generate", help="generate images from text prompts", description=__doc__)
     add_dataclass_args(p, GenerateConfig)
-    p.set_defaults(run=lambda ns: run(from_args(GenerateConfig, ns)) and 0)
+    p.set_defaults(run=_cli)

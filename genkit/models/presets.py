@@ -4,17 +4,17 @@ The ``*-shapes`` presets are the embedded default: small enough to train on 2 CP
 hour and to ship as a few MB of fp16 safetensors.
 """
 
-# AutoencoderKL, 32x32x3 -> 8x8x8 (downsampling factor 4: three blocks; 8 latent channels keep small
-# shapes recognisable, where 4 channels blurred a small cross into a blob).
+# AutoencoderKL, 32x32x3 -> 16x16x4 (downsampling factor 2: two blocks). At factor 4 a small shape
+# (about 6 px across) spans under two latent pixels and decodes as a blob, whatever the channel count.
 VAE_PRESETS: dict[str, dict] = {
-    "vae-shapes-f4c8": dict(
+    "vae-shapes-f2": dict(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(32, 64, 64),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(32, 64),
         layers_per_block=1,
-        latent_channels=8,
+        latent_channels=4,
         norm_num_groups=16,
         sample_size=32,
     ),
@@ -32,16 +32,16 @@ VAE_PRESETS: dict[str, dict] = {
     ),
 }
 
-# UNet2DConditionModel on 8x8 latents (channels set from the VAE) with cross-attention to the text encoder's hidden states.
+# UNet2DConditionModel on 16x16 latents (size and channels set from the VAE at training time) with cross-attention to the text encoder's hidden states.
 UNET_PRESETS: dict[str, dict] = {
     "unet-shapes-s": dict(
-        sample_size=8,
+        sample_size=16,
         in_channels=4,
         out_channels=4,
-        block_out_channels=(64, 128),
+        block_out_channels=(32, 64, 128),
         layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=64,
         attention_head_dim=8,
         norm_num_groups=32,

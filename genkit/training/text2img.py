@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DConditionModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel, compute_snr
+from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 from genkit.data.shapes import ShapesDataset
@@ -64,7 +65,7 @@ class Text2ImgTrainConfig:
 def encode_dataset(vae: AutoencoderKL, dataset: ShapesDataset, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean and std of every image, already multiplied by the VAE's scaling factor."""
     means, stds = [], []
-    for i in range(0, len(dataset), batch_size):
+    for i in tqdm(range(0, len(dataset), batch_size), desc="encode latents", unit="batch"):
         x = dataset.batch(range(i, min(i + batch_size, len(dataset))))["pixel_values"].to(vae.device, vae.dtype)
         dist = vae.encode(x).latent_dist
         means.append(dist.mean.float().cpu())
@@ -103,7 +104,6 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
 
     # --- data: a latent cache of a seeded image set --------------------------------------------------
     dataset = ShapesDataset(cfg.num_train_images, vae.config.sample_size, seed=cfg.seed, split="train")
-    accelerator.print(f"encoding {len(dataset)} training images with the VAE...")
     lat_mean, lat_std = encode_dataset(vae, dataset)
     captions = [dataset.attrs_caption(i) for i in range(len(dataset))]
     tok = lambda texts: tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids  # noqa: E731

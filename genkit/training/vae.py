@@ -18,7 +18,6 @@ from diffusers.training_utils import EMAModel
 from genkit.data.shapes import shapes_stream
 from genkit.models.presets import VAE_PRESETS
 from genkit.training.loop import (
-    latest_checkpoint,
     make_accelerator,
     progress,
     resume,
@@ -31,7 +30,7 @@ from genkit.utils import GenkitError, atomic_dir
 @dataclass
 class VAETrainConfig:
     out: str = field(default="runs/vae", metadata={"help": "run folder: checkpoints/ and the final model/"})
-    preset: str = field(default="vae-shapes-f4c8", metadata={"help": "VAE preset", "choices": list(VAE_PRESETS)})
+    preset: str = field(default="vae-shapes-f2", metadata={"help": "VAE preset", "choices": list(VAE_PRESETS)})
     max_train_steps: int = field(default=2500, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=32, metadata={"help": "images per step"})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (cosine decay)"})
@@ -95,5 +94,4 @@ def train_vae(cfg: VAETrainConfig) -> Path:
         with atomic_dir(final) as tmp:
             model.to(save_dtype(cfg.save_dtype)).save_pretrained(tmp, safe_serialization=True)
     accelerator.end_training()
-    assert latest_checkpoint(out)[1] == cfg.max_train_steps
     return final
