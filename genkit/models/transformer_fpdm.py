@@ -205,6 +205,7 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         encoder_hidden_states: torch.Tensor,
         num_iterations: int | None = None,
         initial_solution: torch.Tensor | None = None,
+        initial_solution_weight: float = 1.0,
         num_grad_iterations: int | None = None,
         solver: str = "picard",
         tol: float | None = None,
@@ -219,6 +220,7 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
                 and skips the implicit layer's block.
             initial_solution: warm start (B, tokens, hidden) for z_0, e.g. the previous timestep's
                 ``solution``; default z_0 = h, the output of the pre blocks.
+            initial_solution_weight: z_0 = w * initial_solution + (1 - w) * h (mixing; 1 = plain reuse).
             num_grad_iterations: when gradients are enabled, only the last ``num_grad_iterations``
                 iterations record a graph (stochastic Jacobian-free backprop); ``None`` backpropagates
                 through all of them. Ignored under ``torch.no_grad()``.
@@ -250,7 +252,13 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         def f(z: torch.Tensor) -> torch.Tensor:
             return self.fixed_point_block(self.inject_fc2(F.gelu(self.inject_fc1_z(z) + inj, approximate="tanh")), c, ctx)
 
-        z = h if initial_solution is None else initial_solution.to(h.dtype)
+        if initial_solution is None:
+            z = h
+        elif initial_solution.shape != h.shape:
+            raise ValueError(f"initial_solution has shape {tuple(initial_solution.shape)}, expected {tuple(h.shape)}")
+        else:
+            w = initial_solution_weight
+            z = initial_solution.to(h.dtype) if w == 1.0 else w * initial_solution.to(h.dtype) + (1 - w) * h
         n_grad = n if (num_grad_iterations is None or not torch.is_grad_enabled()) else num_grad_iterations
         n_free = n - n_grad if torch.is_grad_enabled() else n
         residuals: list[torch.Tensor] = []
