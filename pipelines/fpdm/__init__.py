@@ -1,5 +1,10 @@
 """Fixed Point Diffusion sampling: ``FPDMPipeline`` with iteration reallocation and solution reuse."""
 
-from genkit.pipelines.fpdm.pipeline_fpdm import ALLOCATIONS, FPDMPipeline, FPDMPipelineOutput, allocate_iterations
+from genkit.pipelines.fpdm.pipeline_fpdm import (
+    ALLOCATIONS,
+    FPDMPipeline,
+    FPDMPipelineOutput,
+    allocate_iterations,
+)
 
 __all__ = ["ALLOCATIONS", "FPDMPipeline", "FPDMPipelineOutput", "allocate_iterations"]
