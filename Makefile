@@ -1,6 +1,7 @@
 # genkit: two commands for a fresh machine.
 #   make demo   set up .venv and generate a grid of images with the bundled model
 #   make test   set up .venv and run the test suite
+#   make weights  retrain every shipped model; make bench  run the benchmarks
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -41,6 +42,7 @@ weights: $(STAMP)
 	cp -r runs/classifier/model genkit/assets/shapes-oracle
 
 bench: $(STAMP)
+	$(BIN)/python bench/vae.py
 	$(BIN)/python bench/text2img.py
 
 lint: $(STAMP)

@@ -1,4 +1,4 @@
-"""``genkit train {tokenizer,vae,text2img,classifier} ...``: every part of the embedded models.
+"""``genkit train {tokenizer,vae,text2img,classifier,fpdm} ...``: every part of the embedded models.
 
 Each trainer runs on accelerate (``accelerate launch -m genkit train ...`` for several GPUs or nodes),
 shows a progress bar with ETA, saves resumable checkpoints under ``OUT/checkpoints`` and resumes from the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from genkit.cli._args import OneLineArgumentParser, add_dataclass_args, from_args
 from genkit.training.classifier import ClassifierTrainConfig, train_classifier
+from genkit.training.fpdm import FPDMTrainConfig, train_fpdm
 from genkit.training.text2img import Text2ImgTrainConfig, train_text2img
 from genkit.training.tokenizer import TokenizerTrainConfig, train_tokenizer
 from genkit.training.vae import VAETrainConfig, train_vae
@@ -18,6 +19,7 @@ TRAINERS = {
     "vae": (VAETrainConfig, train_vae, "train the AutoencoderKL"),
     "text2img": (Text2ImgTrainConfig, train_text2img, "train the UNet and text encoder; writes a Stable Diffusion pipeline"),
     "classifier": (ClassifierTrainConfig, train_classifier, "train the oracle classifier used by the metrics"),
+    "fpdm": (FPDMTrainConfig, train_fpdm, "train an FPDM transformer (or its DiT baseline, --arch dit); writes an FPDMPipeline"),
 }
 
 

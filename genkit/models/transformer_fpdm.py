@@ -19,8 +19,7 @@ between calls, so it batches with classifier-free guidance and works with any di
 Conditioning: timestep embedding plus the mean-pooled text states drive adaLN; every block also
 cross-attends to the text tokens (PixArt-style).
 
-Status: the model, solvers and S-JFB are here and tested; the FPDM training command, pipeline and
-benchmark (issue "Fixed Point Diffusion") are not built yet.
+The DiT baseline (``genkit/models/transformer_dit.py``) stacks the same blocks explicitly.
 """
 
 from __future__ import annotations
@@ -37,7 +36,8 @@ from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import PatchEmbed, TimestepEmbedding, Timesteps
 from diffusers.utils import BaseOutput
 
-__all__ = ["FPDMTransformer2DModel", "FPDMTransformerOutput", "picard", "anderson", "SOLVERS"]
+__all__ = ["FPDMTransformer2DModel", "FPDMTransformerOutput", "FPDMBlock", "TextConditionedEmbed", "FinalLayer",
+           "picard", "anderson", "SOLVERS"]
 
 
 # --- solvers ------------------------------------------------------------------------------------------
@@ -140,6 +140,46 @@ class FPDMBlock(nn.Module):
         return x + g2[:, None] * self.mlp(modulate(self.norm3(x), sh2, sc2))
 
 
+class TextConditionedEmbed(nn.Module):
+    """Patchify latents (sin-cos positions) and build the adaLN conditioning c = t_emb + W mean(text)."""
+
+    def __init__(self, sample_size: int, patch_size: int, in_channels: int, hidden_size: int, cross_attention_dim: int):
+        super().__init__()
+        self.patch_embed = PatchEmbed(sample_size, sample_size, patch_size, in_channels, hidden_size)
+        self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embed = TimestepEmbedding(256, hidden_size)
+        self.text_pool = nn.Linear(cross_attention_dim, hidden_size)
+
+    def forward(self, x: torch.Tensor, timestep, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = x.shape[0]
+        if not torch.is_tensor(timestep):
+            timestep = torch.tensor([timestep], device=x.device)
+        timestep = timestep.reshape(-1).expand(b)
+        c = self.time_embed(self.time_proj(timestep).to(x.dtype)) + self.text_pool(text.mean(dim=1))
+        return self.patch_embed(x), c
+
+
+class FinalLayer(nn.Module):
+    """adaLN-modulated LayerNorm and a zero-initialised linear map back to patches, then unpatchify."""
+
+    def __init__(self, hidden_size: int, patch_size: int, out_channels: int, sample_size: int):
+        super().__init__()
+        self.patch_size, self.out_channels, self.sample_size = patch_size, out_channels, sample_size
+        self.norm = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
+        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels)
+        for m in (self.ada[1], self.linear):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.ada(c).chunk(2, dim=-1)
+        x = self.linear(modulate(self.norm(x), shift, scale))
+        p, ch, h = self.patch_size, self.out_channels, self.sample_size // self.patch_size
+        x = x.reshape(x.shape[0], h, h, p, p, ch)
+        return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], ch, h * p, h * p)
+
+
 @dataclass
 class FPDMTransformerOutput(BaseOutput):
     """``sample``: the prediction; ``solution``: the fixed point (tokens), to warm-start the next call;
@@ -171,10 +211,7 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         super().__init__()
         out_channels = out_channels or in_channels
         d = hidden_size
-        self.patch_embed = PatchEmbed(sample_size, sample_size, patch_size, in_channels, d)
-        self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)
-        self.time_embed = TimestepEmbedding(256, d)
-        self.text_pool = nn.Linear(cross_attention_dim, d)
+        self.embed = TextConditionedEmbed(sample_size, patch_size, in_channels, d, cross_attention_dim)
 
         block = lambda: FPDMBlock(d, num_attention_heads, mlp_ratio, cross_attention_dim)  # noqa: E731
         self.pre_blocks = nn.ModuleList(block() for _ in range(pre_depth))
@@ -185,18 +222,7 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         self.fixed_point_block = block()
         self.post_blocks = nn.ModuleList(block() for _ in range(post_depth))
 
-        self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
-        self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
-        self.final_linear = nn.Linear(d, patch_size * patch_size * out_channels)
-        for m in (self.final_ada[1], self.final_linear):
-            nn.init.zeros_(m.weight)
-            nn.init.zeros_(m.bias)
-
-    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
-        p, c, s = self.config.patch_size, self.final_linear.out_features // self.config.patch_size**2, self.config.sample_size
-        h = s // p
-        x = x.reshape(x.shape[0], h, h, p, p, c)
-        return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], c, s, s)
+        self.final = FinalLayer(d, patch_size, out_channels, sample_size)
 
     def forward(
         self,
@@ -236,15 +262,8 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         if num_grad_iterations is not None and not 0 <= num_grad_iterations <= n:
             raise ValueError(f"num_grad_iterations must be in [0, num_iterations={n}], got {num_grad_iterations}")
 
-        b = hidden_states.shape[0]
-        if not torch.is_tensor(timestep):
-            timestep = torch.tensor([timestep], device=hidden_states.device)
-        timestep = timestep.reshape(-1).expand(b)
-        c = self.time_embed(self.time_proj(timestep).to(hidden_states.dtype))
-        c = c + self.text_pool(encoder_hidden_states.mean(dim=1))
         ctx = encoder_hidden_states
-
-        h = self.patch_embed(hidden_states)
+        h, c = self.embed(hidden_states, timestep, ctx)
         for blk in self.pre_blocks:
             h = blk(h, c, ctx)
         inj = self.inject_fc1_inj(self.pre_projection(h))  # once per call
@@ -279,8 +298,7 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         x = z
         for blk in self.post_blocks:
             x = blk(x, c, ctx)
-        shift, scale = self.final_ada(c).chunk(2, dim=-1)
-        out = self.unpatchify(self.final_linear(modulate(self.final_norm(x), shift, scale)))
+        out = self.final(x, c)
         evals = len(self.pre_blocks) + len(residuals) + len(self.post_blocks)
         history = torch.stack(residuals).tolist() if residuals else []
         if not return_dict:

@@ -138,7 +138,8 @@ class FPDMPipeline(DiffusionPipeline):
         latents = latents * self.scheduler.init_noise_sigma
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         timesteps = self.scheduler.timesteps
-        per_call = cfg.num_iterations if iterations_per_step is None else iterations_per_step
+        # A DiT baseline (no implicit layer) has no num_iterations: its allocation is moot.
+        per_call = cfg.get("num_iterations", 1) if iterations_per_step is None else iterations_per_step
         iters = allocate_iterations(allocation, len(timesteps), per_call)
 
         model_in = torch.cat([latents] * 2) if do_cfg else latents

@@ -1,0 +1,167 @@
+"""``genkit train fpdm``: an FPDM transformer (or its DiT baseline) on the shapes latents.
+
+The VAE, text encoder and tokenizer come frozen from a Stable Diffusion folder (default: the bundled
+``text2img-shapes``), so FPDM and DiT see the same latents and prompts as the foundation model.
+
+Backprop through the fixed point (``--backprop``):
+- ``sjfb`` (default): stochastic Jacobian-free backprop. Each step draws ``n_no_grad`` in
+  [no_grad_min, no_grad_max] iterations run under real ``torch.no_grad()`` and ``n_grad`` in
+  [grad_min, grad_max] iterations that record a graph. The draw depends only on (seed, step), so every
+  process of a multi-GPU run uses the same counts, and a resumed run the same ones it would have used.
+- ``jfb``: the same draw of the total, one graph-recording iteration.
+- ``full``: backprop through every iteration (the memory-hungry reference point).
+``--arch dit`` trains the baseline (``depth`` explicit blocks, same width and conditioning) through the
+same loop, data and optimiser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+
+from genkit.data.shapes import ShapesDataset
+from genkit.models.presets import SCHEDULER_CONFIG
+from genkit.models.transformer_dit import TextDiT2DModel
+from genkit.models.transformer_fpdm import FPDMTransformer2DModel
+from genkit.pipelines.fpdm import FPDMPipeline
+from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
+from genkit.training.text2img import encode_dataset
+from genkit.utils import GenkitError, atomic_dir
+
+
+@dataclass
+class FPDMTrainConfig:
+    base: str = field(default="text2img-shapes", metadata={"help": "bundled name or SD folder giving the frozen VAE, text encoder, tokenizer"})
+    out: str = field(default="runs/fpdm", metadata={"help": "run folder: checkpoints/ and the final pipeline model/"})
+    arch: str = field(default="fpdm", metadata={"help": "model to train", "choices": ["fpdm", "dit"]})
+    hidden_size: int = field(default=128, metadata={"help": "transformer width"})
+    num_attention_heads: int = field(default=4, metadata={"help": "attention heads"})
+    patch_size: int = field(default=2, metadata={"help": "latent patch size"})
+    pre_depth: int = field(default=1, metadata={"help": "FPDM: explicit blocks before the implicit layer"})
+    post_depth: int = field(default=1, metadata={"help": "FPDM: explicit blocks after the implicit layer"})
+    sample_iterations: int = field(default=8, metadata={"help": "FPDM: default iterations per call at sampling"})
+    depth: int = field(default=10, metadata={"help": "DiT: number of blocks"})
+    backprop: str = field(default="sjfb", metadata={"help": "gradient through the fixed point", "choices": ["sjfb", "jfb", "full"]})
+    no_grad_min: int = field(default=0, metadata={"help": "S-JFB: fewest no-grad iterations per step"})
+    no_grad_max: int = field(default=6, metadata={"help": "S-JFB: most no-grad iterations per step"})
+    grad_min: int = field(default=1, metadata={"help": "S-JFB: fewest graph-recording iterations per step"})
+    grad_max: int = field(default=3, metadata={"help": "S-JFB: most graph-recording iterations per step"})
+    max_train_steps: int = field(default=5000, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=64, metadata={"help": "latents per step"})
+    learning_rate: float = field(default=3e-4, metadata={"help": "AdamW peak learning rate"})
+    lr_warmup_steps: int = field(default=200, metadata={"help": "linear warm-up before cosine decay"})
+    caption_dropout: float = field(default=0.1, metadata={"help": "probability of the empty prompt (for CFG)"})
+    num_train_images: int = field(default=40000, metadata={"help": "size of the seeded training set whose latents are cached"})
+    ema_decay: float = field(default=0.9995, metadata={"help": "max EMA decay of the saved weights"})
+    seed: int = field(default=0, metadata={"help": "seed of data, noise, iteration counts and initialisation"})
+    checkpointing_steps: int = field(default=500, metadata={"help": "save a resumable checkpoint every N steps"})
+    mixed_precision: str = field(default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]})
+    save_dtype: str = field(default="fp32", metadata={"help": "dtype of the saved pipeline", "choices": ["fp32", "fp16"]})
+
+    def __post_init__(self):
+        if min(self.max_train_steps, self.batch_size, self.checkpointing_steps, self.num_train_images, self.depth) <= 0:
+            raise GenkitError("max-train-steps, batch-size, checkpointing-steps, num-train-images and depth must be positive")
+        if not (0 <= self.no_grad_min <= self.no_grad_max and 1 <= self.grad_min <= self.grad_max):
+            raise GenkitError("need 0 <= no-grad-min <= no-grad-max and 1 <= grad-min <= grad-max")
+
+
+def iteration_counts(cfg: FPDMTrainConfig, step: int) -> tuple[int, int | None]:
+    """(total iterations, graph-recording iterations or None for all) of one training step."""
+    rng = np.random.default_rng([cfg.seed, 5, step])  # no process index: identical on every process
+    n_free = int(rng.integers(cfg.no_grad_min, cfg.no_grad_max + 1))
+    n_grad = int(rng.integers(cfg.grad_min, cfg.grad_max + 1))
+    if cfg.backprop == "full":
+        return n_free + n_grad, None
+    if cfg.backprop == "jfb":
+        return n_free + n_grad, 1
+    return n_free + n_grad, n_grad
+
+
+def build_model(cfg: FPDMTrainConfig, latent_channels: int, latent_side: int, text_dim: int):
+    common = dict(sample_size=latent_side, patch_size=cfg.patch_size, in_channels=latent_channels,
+                  hidden_size=cfg.hidden_size, num_attention_heads=cfg.num_attention_heads, cross_attention_dim=text_dim)
+    if cfg.arch == "dit":
+        return TextDiT2DModel(depth=cfg.depth, **common)
+    return FPDMTransformer2DModel(pre_depth=cfg.pre_depth, post_depth=cfg.post_depth, num_iterations=cfg.sample_iterations, **common)
+
+
+def train_fpdm(cfg: FPDMTrainConfig) -> Path:
+    from genkit.cli.generate import load_pipeline  # resolves bundled names and folders, with clear errors
+
+    out = Path(cfg.out)
+    base = load_pipeline(cfg.base, scheduler=None, device="cpu")
+    accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision)
+    device = accelerator.device
+    vae = base.vae.to(device).eval().requires_grad_(False)
+    text_encoder = base.text_encoder.to(device).eval().requires_grad_(False)
+    tokenizer = base.tokenizer
+    latent_side = vae.config.sample_size // 2 ** (len(vae.config.block_out_channels) - 1)
+    model = build_model(cfg, vae.config.latent_channels, latent_side, text_encoder.config.hidden_size)
+    noise_scheduler = DDPMScheduler(**SCHEDULER_CONFIG)
+
+    # --- data: latent cache and frozen text states of every distinct caption ------------------------
+    dataset = ShapesDataset(cfg.num_train_images, vae.config.sample_size, seed=cfg.seed, split="train")
+    lat_mean, lat_std = encode_dataset(vae, dataset)
+    captions = [dataset.attrs_caption(i) for i in range(len(dataset))]
+    vocab = sorted(set(captions)) + [""]
+    caption_index = torch.tensor([vocab.index(c) for c in captions])
+    with torch.no_grad():
+        ids = tokenizer(vocab, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        states = text_encoder(ids.to(device))[0]
+    empty = len(vocab) - 1
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+    lr_sched = get_cosine_schedule_with_warmup(optimizer, cfg.lr_warmup_steps, cfg.max_train_steps)
+    model, optimizer, lr_sched = accelerator.prepare(model, optimizer, lr_sched)
+    ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
+    ema.to(device)
+    accelerator.register_for_checkpointing(ema)
+    start = resume(accelerator, out)
+
+    bar = progress(accelerator, cfg.max_train_steps, start, f"train {cfg.arch}")
+    for step in range(start, cfg.max_train_steps):
+        rng = np.random.default_rng([cfg.seed, 4, accelerator.process_index, step])
+        idx = torch.as_tensor(rng.integers(0, len(dataset), size=cfg.batch_size))
+        drop = torch.as_tensor(rng.random(cfg.batch_size) < cfg.caption_dropout)
+        ctx = states[torch.where(drop, empty, caption_index[idx]).to(device)]
+        latents = (lat_mean[idx] + lat_std[idx] * torch.randn_like(lat_std[idx])).to(device)
+        noise = torch.randn_like(latents)
+        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (cfg.batch_size,), device=device)
+        noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+        n_total, n_grad = iteration_counts(cfg, step)
+
+        with accelerator.accumulate(model):
+            pred = model(noisy, timesteps, ctx, num_iterations=n_total, num_grad_iterations=n_grad).sample
+            loss = F.mse_loss(pred.float(), noise.float())
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            lr_sched.step()
+            optimizer.zero_grad(set_to_none=True)
+        ema.step(accelerator.unwrap_model(model).parameters())
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", iters=f"{n_total}/{n_grad or n_total}")
+        if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_train_steps:
+            save_checkpoint(accelerator, out, step + 1)
+    bar.close()
+
+    transformer = accelerator.unwrap_model(model).eval()
+    ema.copy_to(transformer.parameters())
+    pipe = FPDMPipeline(transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                        scheduler=DPMSolverMultistepScheduler.from_config(noise_scheduler.config))
+    final = out / "model"
+    if accelerator.is_main_process:
+        from genkit.training.text2img import load_text_encoder_as_fp32
+
+        with atomic_dir(final) as tmp:
+            pipe.to(dtype=save_dtype(cfg.save_dtype)).save_pretrained(tmp, safe_serialization=True)
+            load_text_encoder_as_fp32(tmp / "text_encoder" / "config.json")
+    accelerator.end_training()
+    return final
