@@ -81,26 +81,41 @@ def main(argv=None) -> int:
         result[f"fd_{steps}"] = row["seen"]["fd"]
         result[f"fd_heldout_{steps}"] = row["heldout"]["fd"]
         result[f"images_per_second_{steps}"] = row["seen"]["images_per_second"]
-        result[f"accuracy_ratio_vs_real_seen_{steps}"] = row["seen"]["prompt_accuracy"] / baseline["seen"]["prompt_accuracy"]
+        result[f"accuracy_ratio_vs_real_seen_{steps}"] = (
+            row["seen"]["prompt_accuracy"] / baseline["seen"]["prompt_accuracy"]
+        )
     result.update(
         {
             "baseline_real": baseline,
             "rows": {str(s): r for s, r in rows.items()},
-            "config": {**vars(args), "images_per_seen_prompt": n_seen, "images_per_heldout_prompt": n_held, "num_real": num_real},
-            "machine": {"device": device, "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-                        "cpu_count": __import__("os").cpu_count()},
+            "config": {
+                **vars(args),
+                "images_per_seen_prompt": n_seen,
+                "images_per_heldout_prompt": n_held,
+                "num_real": num_real,
+            },
+            "machine": {
+                "device": device,
+                "torch_threads": torch.get_num_threads(),
+                "platform": platform.platform(),
+                "cpu_count": __import__("os").cpu_count(),
+            },
         }
     )
 
     hdr = f"{'steps':>6} {'acc seen':>9} {'acc held':>9} {'FD seen':>8} {'FD held':>8} {'prec':>6} {'recall':>6} {'divers':>7} {'img/s':>7}"
     print(hdr)
     b = baseline
-    print(f"{'real':>6} {b['seen']['prompt_accuracy']:>9.3f} {b['heldout']['prompt_accuracy']:>9.3f} {b['seen']['fd']:>8.2f} "
-          f"{b['heldout']['fd']:>8.2f} {b['seen']['precision']:>6.3f} {b['seen']['recall']:>6.3f} {b['seen']['diversity']:>7.2f} {'-':>7}")
+    print(
+        f"{'real':>6} {b['seen']['prompt_accuracy']:>9.3f} {b['heldout']['prompt_accuracy']:>9.3f} {b['seen']['fd']:>8.2f} "
+        f"{b['heldout']['fd']:>8.2f} {b['seen']['precision']:>6.3f} {b['seen']['recall']:>6.3f} {b['seen']['diversity']:>7.2f} {'-':>7}"
+    )
     for steps, row in rows.items():
         s, h = row["seen"], row["heldout"]
-        print(f"{steps:>6} {s['prompt_accuracy']:>9.3f} {h['prompt_accuracy']:>9.3f} {s['fd']:>8.2f} {h['fd']:>8.2f} "
-              f"{s['precision']:>6.3f} {s['recall']:>6.3f} {s['diversity']:>7.2f} {s['images_per_second']:>7.1f}")
+        print(
+            f"{steps:>6} {s['prompt_accuracy']:>9.3f} {h['prompt_accuracy']:>9.3f} {s['fd']:>8.2f} {h['fd']:>8.2f} "
+            f"{s['precision']:>6.3f} {s['recall']:>6.3f} {s['diversity']:>7.2f} {s['images_per_second']:>7.1f}"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as tmp:

@@ -43,14 +43,21 @@ def main(argv=None) -> int:
     batch = ds.batch(range(n))
     x = batch["pixel_values"]
     with torch.no_grad():
-        recon = torch.cat([vae.decode(vae.encode(x[i : i + 250]).latent_dist.mode()).sample for i in range(0, n, 250)])
+        recon = torch.cat(
+            [vae.decode(vae.encode(x[i : i + 250]).latent_dist.mode()).sample for i in range(0, n, 250)]
+        )
     recon = recon.clamp(-1, 1)
     mse = ((recon - x) / 2).square().mean().item()
     small = batch["labels"]["size"] == 0
     real_pred, rec_pred = oracle.predict(x), oracle.predict(recon)
-    result = {"vae": path, "num_images": n, "mse": mse, "psnr": 10 * torch.log10(torch.tensor(1.0 / mse)).item(),
-              "latent_channels": vae.config.latent_channels,
-              "latent_side": vae.config.sample_size // 2 ** (len(vae.config.block_out_channels) - 1)}
+    result = {
+        "vae": path,
+        "num_images": n,
+        "mse": mse,
+        "psnr": 10 * torch.log10(torch.tensor(1.0 / mse)).item(),
+        "latent_channels": vae.config.latent_channels,
+        "latent_side": vae.config.sample_size // 2 ** (len(vae.config.block_out_channels) - 1),
+    }
     print(f"{'attribute':<10} {'real':>7} {'recon':>7} {'ratio':>7} {'recon small':>12}")
     for k in HEADS:
         real_acc = (real_pred[k] == batch["labels"][k]).float().mean().item()

@@ -18,7 +18,9 @@ T2I = Path(MODELS["text2img-shapes"]["path"])
 
 
 def test_assets_are_small_fp16_safetensors():
-    files = list(T2I.rglob("*.safetensors")) + list(Path(MODELS["shapes-oracle"]["path"]).rglob("*.safetensors"))
+    files = list(T2I.rglob("*.safetensors")) + list(
+        Path(MODELS["shapes-oracle"]["path"]).rglob("*.safetensors")
+    )
     assert len(files) == 4  # unet, vae, text encoder, oracle
     total = sum(f.stat().st_size for f in files)
     assert total < 12 * 2**20
@@ -42,12 +44,20 @@ def test_oracle_reads_real_images():
 def test_diffusers_loads_bundled_model_and_draws_the_prompts():
     pipe = StableDiffusionPipeline.from_pretrained(T2I)  # diffusers' own class, no genkit code
     pipe.set_progress_bar_config(disable=True)
-    prompts = ["a small red circle at the top left", "a large blue square in the center",
-               "a small yellow triangle at the bottom right", "a large purple cross at the top right",
-               "a large green triangle at the bottom left", "a small blue cross in the center",
-               "a large red square at the top right", "a small purple circle at the bottom left"]
+    prompts = [
+        "a small red circle at the top left",
+        "a large blue square in the center",
+        "a small yellow triangle at the bottom right",
+        "a large purple cross at the top right",
+        "a large green triangle at the bottom left",
+        "a small blue cross in the center",
+        "a large red square at the top right",
+        "a small purple circle at the bottom left",
+    ]
     gens = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
-    images = pipe(prompts, num_inference_steps=15, guidance_scale=4.0, generator=gens, output_type="pt").images
+    images = pipe(
+        prompts, num_inference_steps=15, guidance_scale=4.0, generator=gens, output_type="pt"
+    ).images
     assert images.shape == (8, 3, 32, 32) and np.isfinite(images.numpy()).all()
     pred = load_oracle().predict(images * 2 - 1)
     assert prompt_accuracy(pred, prompt_labels(prompts)) >= 0.75

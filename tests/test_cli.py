@@ -11,13 +11,28 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def genkit(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "genkit", *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "genkit", *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=300
+    )
 
 
 def test_generate_writes_grid_images_and_metadata(tmp_path):
     out = tmp_path / "gen"
-    r = genkit("generate", "a large blue square in the center", "a small red circle at the top left",
-               "--steps", "2", "--num-images", "2", "--seed", "5", "--out", str(out), "--grid-scale", "1")
+    r = genkit(
+        "generate",
+        "a large blue square in the center",
+        "a small red circle at the top left",
+        "--steps",
+        "2",
+        "--num-images",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--grid-scale",
+        "1",
+    )
     assert r.returncode == 0, r.stderr
     assert str(out / "grid.png") in r.stdout
     import imageio.v3 as iio
@@ -26,7 +41,9 @@ def test_generate_writes_grid_images_and_metadata(tmp_path):
     assert grid.shape == (2 * 34 + 2, 2 * 34 + 2, 3)
     recs = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
     assert [r["file_name"] for r in recs] == ["000_00.png", "000_01.png", "001_00.png", "001_01.png"]
-    assert [r["seed"] for r in recs] == [5, 6, 5, 6] and recs[2]["text"] == "a small red circle at the top left"
+    assert [r["seed"] for r in recs] == [5, 6, 5, 6] and recs[2][
+        "text"
+    ] == "a small red circle at the top left"
     im = iio.imread(out / "001_00.png")
     assert im.shape == (32, 32, 3) and im.std() > 5  # not a blank image
     assert not [p for p in os.listdir(out) if p.startswith(".")]  # no temporary files left
@@ -94,8 +111,19 @@ def test_models_env_and_help():
 
 def test_eval_on_a_generated_folder(tmp_path):
     out = tmp_path / "gen"
-    assert genkit("generate", "a large purple cross at the top right", "--steps", "10", "--num-images", "4",
-                  "--out", str(out)).returncode == 0
+    assert (
+        genkit(
+            "generate",
+            "a large purple cross at the top right",
+            "--steps",
+            "10",
+            "--num-images",
+            "4",
+            "--out",
+            str(out),
+        ).returncode
+        == 0
+    )
     r = genkit("eval", "--images", str(out), "--num-real", "300", "--out", str(tmp_path / "e.json"))
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "e.json").read_text())["results"]["train"]

@@ -36,8 +36,13 @@ def test_caption_round_trip_and_grammar():
 
 def test_render_colours_at_shape_centre_and_background_in_corner():
     attrs = {
-        "size": np.array([1]), "color": np.array([0]), "shape": np.array([0]), "position": np.array([4]),
-        "background": np.array([3]), "offset": np.zeros((1, 2)), "scale": np.ones(1),
+        "size": np.array([1]),
+        "color": np.array([0]),
+        "shape": np.array([0]),
+        "position": np.array([4]),
+        "background": np.array([3]),
+        "offset": np.zeros((1, 2)),
+        "scale": np.ones(1),
     }
     img = render(attrs, 32)[0]  # large red circle in the center on black
     assert torch.allclose(img[:, 16, 16], torch.tensor(COLORS["red"]) / 255.0)
@@ -50,11 +55,16 @@ def test_render_colours_at_shape_centre_and_background_in_corner():
 def test_dataset_is_seeded_and_split_respected():
     a, b = ShapesDataset(16, seed=3), ShapesDataset(16, seed=3)
     assert torch.equal(a[5]["pixel_values"], b[5]["pixel_values"]) and a[5]["caption"] == b[5]["caption"]
-    assert not torch.equal(ShapesDataset(16, seed=4).batch(range(16))["pixel_values"], a.batch(range(16))["pixel_values"])
+    assert not torch.equal(
+        ShapesDataset(16, seed=4).batch(range(16))["pixel_values"], a.batch(range(16))["pixel_values"]
+    )
     held = ShapesDataset(64, seed=0, split="heldout")
     assert all(parse_caption(held[i]["caption"]).heldout for i in range(64))
     item = a[0]
-    assert item["pixel_values"].shape == (3, 32, 32) and -1 <= item["pixel_values"].min() <= item["pixel_values"].max() <= 1
+    assert (
+        item["pixel_values"].shape == (3, 32, 32)
+        and -1 <= item["pixel_values"].min() <= item["pixel_values"].max() <= 1
+    )
     assert torch.equal(a.batch([0, 1])["pixel_values"][1], a[1]["pixel_values"])
 
 

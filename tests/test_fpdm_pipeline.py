@@ -17,8 +17,15 @@ def dummy_fpdm_pipeline() -> FPDMPipeline:
     c = dummy_components()
     c.pop("unet")
     torch.manual_seed(0)
-    tr = FPDMTransformer2DModel(sample_size=8, patch_size=2, in_channels=4, hidden_size=32, num_attention_heads=2,
-                                cross_attention_dim=32, num_iterations=3).eval()
+    tr = FPDMTransformer2DModel(
+        sample_size=8,
+        patch_size=2,
+        in_channels=4,
+        hidden_size=32,
+        num_attention_heads=2,
+        cross_attention_dim=32,
+        num_iterations=3,
+    ).eval()
     with torch.no_grad():  # randomise the zero-initialised layers, as after training
         for m in tr.modules():
             if isinstance(m, nn.Linear) and m.weight.abs().sum() == 0:

@@ -12,15 +12,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_regular_install_into_a_target(tmp_path):
     target = tmp_path / "site"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     for top in ("pipelines", "distill", "render"):
         assert not (target / top).exists(), f"a top-level package {top!r} was installed"
     assert (target / "genkit" / "pipelines" / "text2img" / "__init__.py").is_file()
     assert list((target / "genkit" / "assets" / "text2img-shapes" / "unet").glob("*.safetensors"))
-    code = ("import genkit.pipelines.text2img as t, genkit.distill, genkit.render, genkit.assets as a;"
-            "print(t.__file__); print(a.bundled_models()['text2img-shapes']['path'])")
+    code = (
+        "import genkit.pipelines.text2img as t, genkit.distill, genkit.render, genkit.assets as a;"
+        "print(t.__file__); print(a.bundled_models()['text2img-shapes']['path'])"
+    )
     env = {**os.environ, "PYTHONPATH": str(target)}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -30,6 +30,14 @@ def test_precision_recall_identical_and_disjoint():
 def test_diversity_and_prompt_accuracy():
     f = torch.tensor([[0.0, 0.0], [3.0, 4.0], [1.0, 1.0], [1.0, 1.0]])
     assert diversity(f, ["a", "a", "b", "b"]) == pytest.approx(2.5)  # (5 + 0) / 2
-    pred = {"shape": torch.tensor([0, 1, 2]), "color": torch.tensor([1, 1, 1]), "position": torch.tensor([0, 0, 4])}
-    target = {"shape": torch.tensor([0, 1, 2]), "color": torch.tensor([1, 0, 1]), "position": torch.tensor([0, 0, 0])}
+    pred = {
+        "shape": torch.tensor([0, 1, 2]),
+        "color": torch.tensor([1, 1, 1]),
+        "position": torch.tensor([0, 0, 4]),
+    }
+    target = {
+        "shape": torch.tensor([0, 1, 2]),
+        "color": torch.tensor([1, 0, 1]),
+        "position": torch.tensor([0, 0, 0]),
+    }
     assert prompt_accuracy(pred, target) == pytest.approx(1 / 3)

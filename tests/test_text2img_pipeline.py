@@ -10,7 +10,9 @@ PROMPT = "a small red circle at the top left"
 
 def run(pipe, seed=0, steps=2, guidance=4.0, prompt=PROMPT):
     g = torch.Generator().manual_seed(seed)
-    return pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, generator=g, output_type="np").images
+    return pipe(
+        prompt, num_inference_steps=steps, guidance_scale=guidance, generator=g, output_type="np"
+    ).images
 
 
 def test_dummy_pipeline_seeded_values():

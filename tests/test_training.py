@@ -22,15 +22,28 @@ from genkit.utils import GenkitError
 def parts(tmp_path_factory):
     root = tmp_path_factory.mktemp("parts")
     tok = train_tokenizer(TokenizerTrainConfig(out=str(root / "tokenizer"), num_captions=500, max_length=12))
-    vae = train_vae(VAETrainConfig(out=str(root / "vae"), preset="vae-dummy", max_train_steps=2, batch_size=4, checkpointing_steps=2))
+    vae = train_vae(
+        VAETrainConfig(
+            out=str(root / "vae"), preset="vae-dummy", max_train_steps=2, batch_size=4, checkpointing_steps=2
+        )
+    )
     return tok, vae
 
 
 def _t2i_cfg(parts, out, **kw):
     tok, vae = parts
     return Text2ImgTrainConfig(
-        vae=str(vae), tokenizer=str(tok), out=str(out), unet_preset="unet-dummy", text_encoder_preset="clip-text-dummy",
-        num_train_images=64, batch_size=4, max_train_steps=4, checkpointing_steps=2, lr_warmup_steps=1, **kw,
+        vae=str(vae),
+        tokenizer=str(tok),
+        out=str(out),
+        unet_preset="unet-dummy",
+        text_encoder_preset="clip-text-dummy",
+        num_train_images=64,
+        batch_size=4,
+        max_train_steps=4,
+        checkpointing_steps=2,
+        lr_warmup_steps=1,
+        **kw,
     )
 
 
@@ -61,7 +74,9 @@ def test_text2img_resume_after_kill_matches_uninterrupted(parts, tmp_path):
     torch.manual_seed(0)
     init = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(straight / "unet"))
     trained = UNet2DConditionModel.from_pretrained(straight / "unet")
-    diff = max((p - q).abs().max().item() for p, q in zip(init.parameters(), trained.parameters(), strict=True))
+    diff = max(
+        (p - q).abs().max().item() for p, q in zip(init.parameters(), trained.parameters(), strict=True)
+    )
     assert diff > 1e-4
     # the export is a Stable Diffusion pipeline that diffusers loads and runs
     pipe = StableDiffusionPipeline.from_pretrained(straight)
@@ -72,13 +87,18 @@ def test_text2img_resume_after_kill_matches_uninterrupted(parts, tmp_path):
 
 def test_text2img_fp16_export_loads_as_fp32(parts, tmp_path):
     out = train_text2img(_t2i_cfg(parts, tmp_path, save_dtype="fp16"))
-    assert next(iter(load_file(out / "unet/diffusion_pytorch_model.safetensors").values())).dtype == torch.float16
+    assert (
+        next(iter(load_file(out / "unet/diffusion_pytorch_model.safetensors").values())).dtype
+        == torch.float16
+    )
     pipe = StableDiffusionPipeline.from_pretrained(out)
     assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {torch.float32}
 
 
 def test_classifier_learns_colour_quickly(tmp_path):
-    out = train_classifier(ClassifierTrainConfig(out=str(tmp_path), max_train_steps=40, batch_size=32, checkpointing_steps=20))
+    out = train_classifier(
+        ClassifierTrainConfig(out=str(tmp_path), max_train_steps=40, batch_size=32, checkpointing_steps=20)
+    )
     model = ShapesClassifier.from_pretrained(out).eval()
     batch = next(shapes_stream(256, seed=77, split="all"))
     pred = model.predict(batch["pixel_values"])

@@ -11,8 +11,15 @@ def dummy_model(num_iterations: int = 4, contraction: float = 0.3) -> FPDMTransf
     """A tiny model whose zero-initialised (adaLN-Zero, final) weights are randomised, as after training,
     and whose implicit map is made contractive by scaling fc1_z."""
     torch.manual_seed(0)
-    m = FPDMTransformer2DModel(sample_size=8, patch_size=2, in_channels=4, hidden_size=32, num_attention_heads=2,
-                               cross_attention_dim=16, num_iterations=num_iterations).eval()
+    m = FPDMTransformer2DModel(
+        sample_size=8,
+        patch_size=2,
+        in_channels=4,
+        hidden_size=32,
+        num_attention_heads=2,
+        cross_attention_dim=16,
+        num_iterations=num_iterations,
+    ).eval()
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, nn.Linear) and mod.weight.abs().sum() == 0:
@@ -94,7 +101,12 @@ def test_sjfb_saves_less_than_full_backprop_and_trains_every_part():
     m.zero_grad()
     jfb = saved_bytes(lambda: m(x, t, ctx, num_grad_iterations=1).sample.sum().backward())
     assert jfb < 0.5 * full
-    for name in ("pre_blocks.0.mlp.0.weight", "fixed_point_block.mlp.0.weight", "inject_fc1_inj.weight", "post_blocks.0.mlp.0.weight"):
+    for name in (
+        "pre_blocks.0.mlp.0.weight",
+        "fixed_point_block.mlp.0.weight",
+        "inject_fc1_inj.weight",
+        "post_blocks.0.mlp.0.weight",
+    ):
         assert m.get_parameter(name).grad.abs().sum() > 0, name
     with torch.no_grad():  # under no_grad every iteration is graph-free regardless of num_grad_iterations
         assert len(m(x, t, ctx, num_grad_iterations=2).residuals) == 8
@@ -102,8 +114,11 @@ def test_sjfb_saves_less_than_full_backprop_and_trains_every_part():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"num_iterations": -1}, "num_iterations must be >= 0"), ({"solver": "newton"}, "unknown solver"),
-     ({"num_iterations": 3, "num_grad_iterations": 5}, "num_grad_iterations must be in")],
+    [
+        ({"num_iterations": -1}, "num_iterations must be >= 0"),
+        ({"solver": "newton"}, "unknown solver"),
+        ({"num_iterations": 3, "num_grad_iterations": 5}, "num_grad_iterations must be in"),
+    ],
 )
 def test_bad_arguments_are_rejected(kwargs, message):
     m = dummy_model()

@@ -24,8 +24,12 @@ def build_parser() -> OneLineArgumentParser:
     from genkit.cli import env, generate, models, train
     from genkit.cli import eval as eval_cmd
 
-    parser = OneLineArgumentParser(prog="genkit", description="genkit: generative modeling from the command line")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineArgumentParser)
+    parser = OneLineArgumentParser(
+        prog="genkit", description="genkit: generative modeling from the command line"
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=OneLineArgumentParser
+    )
     for module in (generate, train, eval_cmd, models, env):
         module.register(sub)
     return parser

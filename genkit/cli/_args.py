@@ -39,8 +39,12 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
         kwargs: dict[str, Any] = {"help": meta.get("help", "")}
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+            )
         )
         if typing.get_origin(tp) is list:
             kwargs["type"] = typing.get_args(tp)[0]

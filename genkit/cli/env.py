@@ -17,15 +17,29 @@ def run(_ns) -> int:
     import torch
 
     print(f"python        {platform.python_version()} ({platform.machine()})")
-    for pkg in ("genkit", "torch", "diffusers", "transformers", "accelerate", "safetensors", "tokenizers", "triton", "xformers"):
+    for pkg in (
+        "genkit",
+        "torch",
+        "diffusers",
+        "transformers",
+        "accelerate",
+        "safetensors",
+        "tokenizers",
+        "triton",
+        "xformers",
+    ):
         print(f"{pkg:<13} {_version(pkg)}")
     cuda = torch.cuda.is_available()
-    print(f"cuda          {'available: ' + torch.cuda.get_device_name(0) if cuda else 'not available'} (torch built with CUDA {torch.version.cuda})")
+    print(
+        f"cuda          {'available: ' + torch.cuda.get_device_name(0) if cuda else 'not available'} (torch built with CUDA {torch.version.cuda})"
+    )
     print(f"cpu threads   {torch.get_num_threads()}")
     try:
         import triton  # noqa: F401
 
-        print(f"triton        importable{'' if cuda else ' (CPU only: kernels run under TRITON_INTERPRET=1)'}")
+        print(
+            f"triton        importable{'' if cuda else ' (CPU only: kernels run under TRITON_INTERPRET=1)'}"
+        )
     except ImportError:
         print("triton        not importable")
     try:

@@ -12,16 +12,26 @@ from genkit.utils import GenkitError, atomic_file
 
 @dataclass
 class EvalConfig:
-    model: str | None = field(default=None, metadata={"help": "bundled model name or diffusers folder to generate from"})
-    images: str | None = field(default=None, metadata={"help": "folder of images with metadata.jsonl (e.g. from genkit generate)"})
-    split: str = field(default="both", metadata={"help": "prompt set for --model", "choices": ["train", "heldout", "both"]})
+    model: str | None = field(
+        default=None, metadata={"help": "bundled model name or diffusers folder to generate from"}
+    )
+    images: str | None = field(
+        default=None, metadata={"help": "folder of images with metadata.jsonl (e.g. from genkit generate)"}
+    )
+    split: str = field(
+        default="both", metadata={"help": "prompt set for --model", "choices": ["train", "heldout", "both"]}
+    )
     num_per_prompt: int = field(default=4, metadata={"help": "images per prompt (seeds seed..seed+n-1)"})
     steps: int = field(default=25, metadata={"help": "denoising steps"})
-    scheduler: str = field(default="dpm", metadata={"help": "diffusers scheduler", "choices": ["ddim", "dpm", "euler"]})
+    scheduler: str = field(
+        default="dpm", metadata={"help": "diffusers scheduler", "choices": ["ddim", "dpm", "euler"]}
+    )
     guidance: float = field(default=4.0, metadata={"help": "classifier-free guidance scale"})
     seed: int = field(default=0, metadata={"help": "first seed"})
     oracle: str | None = field(default=None, metadata={"help": "oracle classifier folder (default: bundled)"})
-    num_real: int = field(default=2000, metadata={"help": "real images per split for FD / precision / recall"})
+    num_real: int = field(
+        default=2000, metadata={"help": "real images per split for FD / precision / recall"}
+    )
     device: str = field(default="auto", metadata={"help": "'auto', 'cpu', 'cuda', ..."})
     out: str | None = field(default=None, metadata={"help": "also write the results to this JSON file"})
 
@@ -56,14 +66,22 @@ def run(cfg: EvalConfig) -> dict:
         results[split] = score_images(images, prompts, oracle, real_features(oracle, split, cfg.num_real))
     else:
         pipe = load_pipeline(cfg.model, cfg.scheduler, cfg.device)
-        for split in (["train", "heldout"] if cfg.split == "both" else [cfg.split]):
-            images, prompts, secs = generate_images(pipe, prompt_set(split), cfg.num_per_prompt, cfg.steps, cfg.guidance, cfg.seed)
+        for split in ["train", "heldout"] if cfg.split == "both" else [cfg.split]:
+            images, prompts, secs = generate_images(
+                pipe, prompt_set(split), cfg.num_per_prompt, cfg.steps, cfg.guidance, cfg.seed
+            )
             r = score_images(images, prompts, oracle, real_features(oracle, split, cfg.num_real))
             r["images_per_second"] = len(prompts) / secs
             results[split] = r
-    print(f"{'split':<10}" + "".join(f"{k:>18}" for k in ("prompt_accuracy", "fd", "precision", "recall", "diversity")))
+    print(
+        f"{'split':<10}"
+        + "".join(f"{k:>18}" for k in ("prompt_accuracy", "fd", "precision", "recall", "diversity"))
+    )
     for split, r in results.items():
-        print(f"{split:<10}" + "".join(f"{r[k]:>18.4f}" for k in ("prompt_accuracy", "fd", "precision", "recall", "diversity")))
+        print(
+            f"{split:<10}"
+            + "".join(f"{r[k]:>18.4f}" for k in ("prompt_accuracy", "fd", "precision", "recall", "diversity"))
+        )
     if cfg.out:
         out = Path(cfg.out)
         out.parent.mkdir(parents=True, exist_ok=True)

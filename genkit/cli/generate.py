@@ -14,16 +14,30 @@ from genkit.utils import GenkitError, atomic_file, ensure_writable_dir
 
 @dataclass
 class GenerateConfig:
-    prompt: list[str] = field(metadata={"help": "one or more prompts, e.g. 'a small red circle at the top left'", "positional": True})
-    model: str = field(default="text2img-shapes", metadata={"help": "bundled model name (see 'genkit models') or a diffusers Stable Diffusion folder"})
+    prompt: list[str] = field(
+        metadata={
+            "help": "one or more prompts, e.g. 'a small red circle at the top left'",
+            "positional": True,
+        }
+    )
+    model: str = field(
+        default="text2img-shapes",
+        metadata={"help": "bundled model name (see 'genkit models') or a diffusers Stable Diffusion folder"},
+    )
     steps: int = field(default=25, metadata={"help": "denoising steps"})
-    scheduler: str = field(default="dpm", metadata={"help": "diffusers scheduler", "choices": ["ddim", "dpm", "euler"]})
+    scheduler: str = field(
+        default="dpm", metadata={"help": "diffusers scheduler", "choices": ["ddim", "dpm", "euler"]}
+    )
     guidance: float = field(default=4.0, metadata={"help": "classifier-free guidance scale (1 disables)"})
     seed: int = field(default=0, metadata={"help": "seed of image j of each prompt is seed + j"})
     num_images: int = field(default=4, metadata={"help": "images per prompt"})
-    out: str = field(default="outputs/generate", metadata={"help": "output folder (images, grid.png, metadata.jsonl)"})
+    out: str = field(
+        default="outputs/generate", metadata={"help": "output folder (images, grid.png, metadata.jsonl)"}
+    )
     device: str = field(default="auto", metadata={"help": "'auto' (CUDA if available), 'cpu', 'cuda', ..."})
-    grid_scale: int = field(default=4, metadata={"help": "nearest-neighbour upscaling of grid.png, for viewing"})
+    grid_scale: int = field(
+        default=4, metadata={"help": "nearest-neighbour upscaling of grid.png, for viewing"}
+    )
 
     def __post_init__(self):
         if not self.prompt or any(not p.strip() for p in self.prompt):
@@ -58,7 +72,9 @@ def resolve_model(name_or_path: str) -> Path:
         return p
     if p.exists():
         raise GenkitError(f"{name_or_path!r} is a file, not a diffusers pipeline folder")
-    raise GenkitError(f"unknown model {name_or_path!r}: not a bundled model ({', '.join(bundled)}) nor a folder")
+    raise GenkitError(
+        f"unknown model {name_or_path!r}: not a bundled model ({', '.join(bundled)}) nor a folder"
+    )
 
 
 def load_pipeline(name_or_path: str, scheduler: str | None, device: str):
@@ -92,22 +108,42 @@ def run(cfg: GenerateConfig) -> Path:
     out = ensure_writable_dir(cfg.out)  # fail before any work if the folder is unusable
     pipe = load_pipeline(cfg.model, cfg.scheduler, cfg.device)
     images, records = [], []
-    for i, prompt in enumerate(tqdm(cfg.prompt, desc="generate", unit="prompt", disable=len(cfg.prompt) == 1)):
+    for i, prompt in enumerate(
+        tqdm(cfg.prompt, desc="generate", unit="prompt", disable=len(cfg.prompt) == 1)
+    ):
         gens = [torch.Generator(device="cpu").manual_seed(cfg.seed + j) for j in range(cfg.num_images)]
         with torch.no_grad():
-            res = pipe([prompt] * cfg.num_images, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance,
-                       generator=gens, output_type="np").images
+            res = pipe(
+                [prompt] * cfg.num_images,
+                num_inference_steps=cfg.steps,
+                guidance_scale=cfg.guidance,
+                generator=gens,
+                output_type="np",
+            ).images
         batch = (np.clip(res, 0, 1) * 255).round().astype(np.uint8)
         for j, im in enumerate(batch):
             name = f"{i:03d}_{j:02d}.png"
             with atomic_file(out / name) as tmp:
                 iio.imwrite(tmp, im, extension=".png")
-            records.append({"file_name": name, "text": prompt, "seed": cfg.seed + j, "steps": cfg.steps,
-                            "scheduler": cfg.scheduler, "guidance": cfg.guidance, "model": cfg.model})
+            records.append(
+                {
+                    "file_name": name,
+                    "text": prompt,
+                    "seed": cfg.seed + j,
+                    "steps": cfg.steps,
+                    "scheduler": cfg.scheduler,
+                    "guidance": cfg.guidance,
+                    "model": cfg.model,
+                }
+            )
         images.append(batch)
     grid_path = out / "grid.png"
     with atomic_file(grid_path) as tmp:
-        iio.imwrite(tmp, image_grid(np.concatenate(images), rows=len(cfg.prompt), scale=cfg.grid_scale), extension=".png")
+        iio.imwrite(
+            tmp,
+            image_grid(np.concatenate(images), rows=len(cfg.prompt), scale=cfg.grid_scale),
+            extension=".png",
+        )
     with atomic_file(out / "metadata.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
     print(f"wrote {len(records)} images, one row per prompt, to {grid_path}")

@@ -8,7 +8,9 @@ def run(_ns) -> int:
 
     for name, info in bundled_models().items():
         default = " (default)" if info.get("default") else ""
-        print(f"{name}{default}\n  kind: {info['kind']}\n  path: {info['path']}\n  {info['description']}\n  reproduce: {info['reproduce']}")
+        print(
+            f"{name}{default}\n  kind: {info['kind']}\n  path: {info['path']}\n  {info['description']}\n  reproduce: {info['reproduce']}"
+        )
     return 0
 
 

@@ -17,9 +17,21 @@ from genkit.training.vae import VAETrainConfig, train_vae
 TRAINERS = {
     "tokenizer": (TokenizerTrainConfig, train_tokenizer, "learn the word-level tokenizer from the captions"),
     "vae": (VAETrainConfig, train_vae, "train the AutoencoderKL"),
-    "text2img": (Text2ImgTrainConfig, train_text2img, "train the UNet and text encoder; writes a Stable Diffusion pipeline"),
-    "classifier": (ClassifierTrainConfig, train_classifier, "train the oracle classifier used by the metrics"),
-    "fpdm": (FPDMTrainConfig, train_fpdm, "train an FPDM transformer (or its DiT baseline, --arch dit); writes an FPDMPipeline"),
+    "text2img": (
+        Text2ImgTrainConfig,
+        train_text2img,
+        "train the UNet and text encoder; writes a Stable Diffusion pipeline",
+    ),
+    "classifier": (
+        ClassifierTrainConfig,
+        train_classifier,
+        "train the oracle classifier used by the metrics",
+    ),
+    "fpdm": (
+        FPDMTrainConfig,
+        train_fpdm,
+        "train an FPDM transformer (or its DiT baseline, --arch dit); writes an FPDMPipeline",
+    ),
 }
 
 

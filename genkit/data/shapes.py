@@ -172,7 +172,9 @@ def render(attrs: dict[str, np.ndarray], resolution: int = 32) -> torch.Tensor:
     triangle = (dy <= 0.75 * radius) & (dx.abs() <= (dy + radius) / 1.75)
     arm = 0.33 * radius
     cross = ((dx.abs() <= arm) & (dy.abs() <= radius)) | ((dy.abs() <= arm) & (dx.abs() <= radius))
-    mask = torch.where(shape == 0, circle, torch.where(shape == 1, square, torch.where(shape == 2, triangle, cross)))
+    mask = torch.where(
+        shape == 0, circle, torch.where(shape == 1, square, torch.where(shape == 2, triangle, cross))
+    )
     alpha = torch.nn.functional.avg_pool2d(mask.float().unsqueeze(1), _SUPERSAMPLE)  # (n, 1, R, R)
     fg = torch.tensor([list(COLORS.values())[c] for c in attrs["color"]], dtype=torch.float32) / 255.0
     bg = torch.tensor([BACKGROUNDS[b] for b in attrs["background"]], dtype=torch.float32) / 255.0

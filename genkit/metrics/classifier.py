@@ -17,8 +17,12 @@ HEADS = ("shape", "color", "position", "size")
 
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
-        nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
+        nn.Conv2d(cin, cout, 3, padding=1),
+        nn.GroupNorm(8, cout),
+        nn.SiLU(),
+        nn.Conv2d(cout, cout, 3, padding=1),
+        nn.GroupNorm(8, cout),
+        nn.SiLU(),
         nn.MaxPool2d(2),
     )
 

@@ -32,7 +32,9 @@ def load_oracle(path: str | None = None, device: str | torch.device = "cpu") -> 
     try:
         return ShapesClassifier.from_pretrained(path, torch_dtype=torch.float32).to(device).eval()
     except Exception as e:  # noqa: BLE001 - any load failure is a bad path for the user
-        raise GenkitError(f"could not load the oracle classifier from {path!r}: {str(e).splitlines()[0]}") from None
+        raise GenkitError(
+            f"could not load the oracle classifier from {path!r}: {str(e).splitlines()[0]}"
+        ) from None
 
 
 def prompt_labels(prompts: list[str]) -> dict[str, torch.Tensor]:
@@ -45,7 +47,9 @@ def prompt_labels(prompts: list[str]) -> dict[str, torch.Tensor]:
     }
 
 
-def real_features(oracle: ShapesClassifier, split: str, num_real: int = 2000, seed: int = 12345) -> torch.Tensor:
+def real_features(
+    oracle: ShapesClassifier, split: str, num_real: int = 2000, seed: int = 12345
+) -> torch.Tensor:
     ds = ShapesDataset(num_real, oracle.config.resolution, seed=seed, split=split)
     return oracle.predict(ds.batch(range(len(ds)))["pixel_values"])["features"]
 
@@ -57,7 +61,10 @@ def score_images(
     pred = oracle.predict(images)
     target = prompt_labels(prompts)
     precision, recall = precision_recall(real, pred["features"])
-    per_attr = {f"accuracy_{k}": (pred[k] == target[k]).float().mean().item() for k in ("shape", "color", "position", "size")}
+    per_attr = {
+        f"accuracy_{k}": (pred[k] == target[k]).float().mean().item()
+        for k in ("shape", "color", "position", "size")
+    }
     return {
         "prompt_accuracy": prompt_accuracy(pred, target),
         "fd": frechet_distance(real, pred["features"]),
@@ -71,7 +78,13 @@ def score_images(
 
 @torch.no_grad()
 def generate_images(
-    pipe, prompts: list[str], num_per_prompt: int, steps: int, guidance: float, seed: int, batch_size: int = 64
+    pipe,
+    prompts: list[str],
+    num_per_prompt: int,
+    steps: int,
+    guidance: float,
+    seed: int,
+    batch_size: int = 64,
 ) -> tuple[torch.Tensor, list[str], float]:
     """Images in [-1, 1] for each prompt x seed, their prompts, and the seconds spent generating."""
     all_prompts = [p for p in prompts for _ in range(num_per_prompt)]
@@ -81,8 +94,11 @@ def generate_images(
     for i in range(0, len(all_prompts), batch_size):
         gens = [torch.Generator(device="cpu").manual_seed(s) for s in seeds[i : i + batch_size]]
         res = pipe(
-            all_prompts[i : i + batch_size], num_inference_steps=steps, guidance_scale=guidance,
-            generator=gens, output_type="pt",
+            all_prompts[i : i + batch_size],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=gens,
+            output_type="pt",
         ).images
         out.append(res.float().cpu() * 2 - 1)
     return torch.cat(out), all_prompts, time.perf_counter() - t0
@@ -94,7 +110,9 @@ def load_image_folder(folder: str | Path) -> tuple[torch.Tensor, list[str]]:
     folder = Path(folder)
     meta = folder / "metadata.jsonl"
     if not meta.is_file():
-        raise GenkitError(f"{str(folder)!r} has no metadata.jsonl (lines of {{\"file_name\": ..., \"text\": ...}})")
+        raise GenkitError(
+            f'{str(folder)!r} has no metadata.jsonl (lines of {{"file_name": ..., "text": ...}})'
+        )
     images, prompts = [], []
     for line in meta.read_text().splitlines():
         if not line.strip():

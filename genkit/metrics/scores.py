@@ -63,5 +63,9 @@ def diversity(features: torch.Tensor, groups: list) -> float:
 
 def prompt_accuracy(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> float:
     """Fraction of images whose predicted shape, colour and position all match the prompt (GenEval-style)."""
-    ok = (pred["shape"] == target["shape"]) & (pred["color"] == target["color"]) & (pred["position"] == target["position"])
+    ok = (
+        (pred["shape"] == target["shape"])
+        & (pred["color"] == target["color"])
+        & (pred["position"] == target["position"])
+    )
     return ok.float().mean().item()

@@ -32,14 +32,21 @@ class TextDiT2DModel(ModelMixin, ConfigMixin):
     ):
         super().__init__()
         out_channels = out_channels or in_channels
-        self.embed = TextConditionedEmbed(sample_size, patch_size, in_channels, hidden_size, cross_attention_dim)
+        self.embed = TextConditionedEmbed(
+            sample_size, patch_size, in_channels, hidden_size, cross_attention_dim
+        )
         self.blocks = nn.ModuleList(
             FPDMBlock(hidden_size, num_attention_heads, mlp_ratio, cross_attention_dim) for _ in range(depth)
         )
         self.final = FinalLayer(hidden_size, patch_size, out_channels, sample_size)
 
     def forward(
-        self, hidden_states: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor, return_dict: bool = True, **_fixed_point_args
+        self,
+        hidden_states: torch.Tensor,
+        timestep,
+        encoder_hidden_states: torch.Tensor,
+        return_dict: bool = True,
+        **_fixed_point_args,
     ) -> FPDMTransformerOutput | tuple:
         x, c = self.embed(hidden_states, timestep, encoder_hidden_states)
         for blk in self.blocks:
@@ -47,4 +54,6 @@ class TextDiT2DModel(ModelMixin, ConfigMixin):
         out = self.final(x, c)
         if not return_dict:
             return (out, None, [], len(self.blocks))
-        return FPDMTransformerOutput(sample=out, solution=None, residuals=[], block_evaluations=len(self.blocks))
+        return FPDMTransformerOutput(
+            sample=out, solution=None, residuals=[], block_evaluations=len(self.blocks)
+        )

@@ -36,8 +36,16 @@ from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import PatchEmbed, TimestepEmbedding, Timesteps
 from diffusers.utils import BaseOutput
 
-__all__ = ["FPDMTransformer2DModel", "FPDMTransformerOutput", "FPDMBlock", "TextConditionedEmbed", "FinalLayer",
-           "picard", "anderson", "SOLVERS"]
+__all__ = [
+    "FPDMTransformer2DModel",
+    "FPDMTransformerOutput",
+    "FPDMBlock",
+    "TextConditionedEmbed",
+    "FinalLayer",
+    "picard",
+    "anderson",
+    "SOLVERS",
+]
 
 
 # --- solvers ------------------------------------------------------------------------------------------
@@ -51,8 +59,11 @@ def _converged(residual: torch.Tensor, tol: float | None) -> bool:
 
 
 def picard(
-    f: Callable[[torch.Tensor], torch.Tensor], z0: torch.Tensor, num_iterations: int,
-    tol: float | None = None, damping: float = 1.0,
+    f: Callable[[torch.Tensor], torch.Tensor],
+    z0: torch.Tensor,
+    num_iterations: int,
+    tol: float | None = None,
+    damping: float = 1.0,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """z <- (1 - damping) z + damping f(z); stops early once the residual is below ``tol``.
 
@@ -69,8 +80,13 @@ def picard(
 
 
 def anderson(
-    f: Callable[[torch.Tensor], torch.Tensor], z0: torch.Tensor, num_iterations: int,
-    tol: float | None = None, memory: int = 5, lam: float = 1e-4, beta: float = 1.0,
+    f: Callable[[torch.Tensor], torch.Tensor],
+    z0: torch.Tensor,
+    num_iterations: int,
+    tol: float | None = None,
+    memory: int = 5,
+    lam: float = 1e-4,
+    beta: float = 1.0,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Anderson acceleration (type II) over the last ``memory`` iterates, per batch element.
 
@@ -125,12 +141,16 @@ class FPDMBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(dim, heads=heads, dim_head=dim // heads, bias=True)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.cross = Attention(dim, cross_attention_dim=cross_attention_dim, heads=heads, dim_head=dim // heads, bias=True)
+        self.cross = Attention(
+            dim, cross_attention_dim=cross_attention_dim, heads=heads, dim_head=dim // heads, bias=True
+        )
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
-        nn.init.zeros_(self.ada[1].weight)  # adaLN-Zero: the block starts as the identity on its residual path
+        nn.init.zeros_(
+            self.ada[1].weight
+        )  # adaLN-Zero: the block starts as the identity on its residual path
         nn.init.zeros_(self.ada[1].bias)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -143,7 +163,9 @@ class FPDMBlock(nn.Module):
 class TextConditionedEmbed(nn.Module):
     """Patchify latents (sin-cos positions) and build the adaLN conditioning c = t_emb + W mean(text)."""
 
-    def __init__(self, sample_size: int, patch_size: int, in_channels: int, hidden_size: int, cross_attention_dim: int):
+    def __init__(
+        self, sample_size: int, patch_size: int, in_channels: int, hidden_size: int, cross_attention_dim: int
+    ):
         super().__init__()
         self.patch_embed = PatchEmbed(sample_size, sample_size, patch_size, in_channels, hidden_size)
         self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)
@@ -260,7 +282,9 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; expected one of {SOLVERS}")
         if num_grad_iterations is not None and not 0 <= num_grad_iterations <= n:
-            raise ValueError(f"num_grad_iterations must be in [0, num_iterations={n}], got {num_grad_iterations}")
+            raise ValueError(
+                f"num_grad_iterations must be in [0, num_iterations={n}], got {num_grad_iterations}"
+            )
 
         ctx = encoder_hidden_states
         h, c = self.embed(hidden_states, timestep, ctx)
@@ -269,12 +293,16 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         inj = self.inject_fc1_inj(self.pre_projection(h))  # once per call
 
         def f(z: torch.Tensor) -> torch.Tensor:
-            return self.fixed_point_block(self.inject_fc2(F.gelu(self.inject_fc1_z(z) + inj, approximate="tanh")), c, ctx)
+            return self.fixed_point_block(
+                self.inject_fc2(F.gelu(self.inject_fc1_z(z) + inj, approximate="tanh")), c, ctx
+            )
 
         if initial_solution is None:
             z = h
         elif initial_solution.shape != h.shape:
-            raise ValueError(f"initial_solution has shape {tuple(initial_solution.shape)}, expected {tuple(h.shape)}")
+            raise ValueError(
+                f"initial_solution has shape {tuple(initial_solution.shape)}, expected {tuple(h.shape)}"
+            )
         else:
             w = initial_solution_weight
             z = initial_solution.to(h.dtype) if w == 1.0 else w * initial_solution.to(h.dtype) + (1 - w) * h
@@ -287,7 +315,9 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
                 if solver == "anderson":
                     z, residuals = anderson(f, z0, n_free, tol=tol, memory=anderson_memory)
                 else:
-                    z, residuals = picard(f, z0, n_free, tol=tol, damping=damping if solver == "damped" else 1.0)
+                    z, residuals = picard(
+                        f, z0, n_free, tol=tol, damping=damping if solver == "damped" else 1.0
+                    )
         if torch.is_grad_enabled():
             for _ in range(n_grad):
                 fz = f(z)
@@ -303,4 +333,6 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         history = torch.stack(residuals).tolist() if residuals else []
         if not return_dict:
             return (out, solution, history, evals)
-        return FPDMTransformerOutput(sample=out, solution=solution, residuals=history, block_evaluations=evals)
+        return FPDMTransformerOutput(
+            sample=out, solution=solution, residuals=history, block_evaluations=evals
+        )

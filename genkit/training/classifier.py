@@ -20,14 +20,20 @@ from genkit.utils import GenkitError, atomic_dir
 
 @dataclass
 class ClassifierTrainConfig:
-    out: str = field(default="runs/classifier", metadata={"help": "run folder: checkpoints/ and the final model/"})
+    out: str = field(
+        default="runs/classifier", metadata={"help": "run folder: checkpoints/ and the final model/"}
+    )
     max_train_steps: int = field(default=800, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=64, metadata={"help": "images per step"})
     learning_rate: float = field(default=2e-3, metadata={"help": "AdamW learning rate (cosine decay)"})
     resolution: int = field(default=32, metadata={"help": "image side in pixels"})
     seed: int = field(default=0, metadata={"help": "seed of data, augmentation and initialisation"})
-    checkpointing_steps: int = field(default=200, metadata={"help": "save a resumable checkpoint every N steps"})
-    save_dtype: str = field(default="fp32", metadata={"help": "dtype of the saved model", "choices": ["fp32", "fp16"]})
+    checkpointing_steps: int = field(
+        default=200, metadata={"help": "save a resumable checkpoint every N steps"}
+    )
+    save_dtype: str = field(
+        default="fp32", metadata={"help": "dtype of the saved model", "choices": ["fp32", "fp16"]}
+    )
 
     def __post_init__(self):
         if self.max_train_steps <= 0 or self.batch_size <= 0 or self.checkpointing_steps <= 0:
@@ -49,11 +55,19 @@ def train_classifier(cfg: ClassifierTrainConfig) -> Path:
     accelerator = make_accelerator(out, cfg.seed)
     model = ShapesClassifier(resolution=cfg.resolution)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=1e-4)
-    lr_sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.learning_rate, total_steps=cfg.max_train_steps)
+    lr_sched = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.learning_rate, total_steps=cfg.max_train_steps
+    )
     model, optimizer, lr_sched = accelerator.prepare(model, optimizer, lr_sched)
     start = resume(accelerator, out)
 
-    data = shapes_stream(cfg.batch_size, cfg.resolution, seed=cfg.seed * 1000 + 500 + accelerator.process_index, split="all", start=start)
+    data = shapes_stream(
+        cfg.batch_size,
+        cfg.resolution,
+        seed=cfg.seed * 1000 + 500 + accelerator.process_index,
+        split="all",
+        start=start,
+    )
     bar = progress(accelerator, cfg.max_train_steps, start, "train classifier")
     for step in range(start, cfg.max_train_steps):
         batch = next(data)

@@ -26,48 +26,48 @@ from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 
-from genkit.data.shapes import ShapesDataset
 from genkit.models.presets import SCHEDULER_CONFIG
 from genkit.models.transformer_dit import TextDiT2DModel
 from genkit.models.transformer_fpdm import FPDMTransformer2DModel
 from genkit.pipelines.fpdm import FPDMPipeline
+from genkit.training.latents import LatentCache, LatentTrainConfig
 from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
-from genkit.training.text2img import encode_dataset
 from genkit.utils import GenkitError, atomic_dir
 
 
 @dataclass
-class FPDMTrainConfig:
-    base: str = field(default="text2img-shapes", metadata={"help": "bundled name or SD folder giving the frozen VAE, text encoder, tokenizer"})
-    out: str = field(default="runs/fpdm", metadata={"help": "run folder: checkpoints/ and the final pipeline model/"})
+class FPDMTrainConfig(LatentTrainConfig):
+    base: str = field(
+        default="text2img-shapes",
+        metadata={"help": "bundled name or SD folder giving the frozen VAE, text encoder, tokenizer"},
+    )
+    out: str = field(
+        default="runs/fpdm", metadata={"help": "run folder: checkpoints/ and the final pipeline model/"}
+    )
     arch: str = field(default="fpdm", metadata={"help": "model to train", "choices": ["fpdm", "dit"]})
     hidden_size: int = field(default=128, metadata={"help": "transformer width"})
     num_attention_heads: int = field(default=4, metadata={"help": "attention heads"})
     patch_size: int = field(default=2, metadata={"help": "latent patch size"})
     pre_depth: int = field(default=1, metadata={"help": "FPDM: explicit blocks before the implicit layer"})
     post_depth: int = field(default=1, metadata={"help": "FPDM: explicit blocks after the implicit layer"})
-    sample_iterations: int = field(default=8, metadata={"help": "FPDM: default iterations per call at sampling"})
+    sample_iterations: int = field(
+        default=8, metadata={"help": "FPDM: default iterations per call at sampling"}
+    )
     depth: int = field(default=10, metadata={"help": "DiT: number of blocks"})
-    backprop: str = field(default="sjfb", metadata={"help": "gradient through the fixed point", "choices": ["sjfb", "jfb", "full"]})
+    backprop: str = field(
+        default="sjfb",
+        metadata={"help": "gradient through the fixed point", "choices": ["sjfb", "jfb", "full"]},
+    )
     no_grad_min: int = field(default=0, metadata={"help": "S-JFB: fewest no-grad iterations per step"})
     no_grad_max: int = field(default=6, metadata={"help": "S-JFB: most no-grad iterations per step"})
     grad_min: int = field(default=1, metadata={"help": "S-JFB: fewest graph-recording iterations per step"})
     grad_max: int = field(default=3, metadata={"help": "S-JFB: most graph-recording iterations per step"})
-    max_train_steps: int = field(default=5000, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=64, metadata={"help": "latents per step"})
     learning_rate: float = field(default=3e-4, metadata={"help": "AdamW peak learning rate"})
-    lr_warmup_steps: int = field(default=200, metadata={"help": "linear warm-up before cosine decay"})
-    caption_dropout: float = field(default=0.1, metadata={"help": "probability of the empty prompt (for CFG)"})
-    num_train_images: int = field(default=40000, metadata={"help": "size of the seeded training set whose latents are cached"})
-    ema_decay: float = field(default=0.9995, metadata={"help": "max EMA decay of the saved weights"})
-    seed: int = field(default=0, metadata={"help": "seed of data, noise, iteration counts and initialisation"})
-    checkpointing_steps: int = field(default=500, metadata={"help": "save a resumable checkpoint every N steps"})
-    mixed_precision: str = field(default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]})
-    save_dtype: str = field(default="fp32", metadata={"help": "dtype of the saved pipeline", "choices": ["fp32", "fp16"]})
 
     def __post_init__(self):
-        if min(self.max_train_steps, self.batch_size, self.checkpointing_steps, self.num_train_images, self.depth) <= 0:
-            raise GenkitError("max-train-steps, batch-size, checkpointing-steps, num-train-images and depth must be positive")
+        super().__post_init__()
+        if self.depth <= 0:
+            raise GenkitError("depth must be positive")
         if not (0 <= self.no_grad_min <= self.no_grad_max and 1 <= self.grad_min <= self.grad_max):
             raise GenkitError("need 0 <= no-grad-min <= no-grad-max and 1 <= grad-min <= grad-max")
 
@@ -85,11 +85,19 @@ def iteration_counts(cfg: FPDMTrainConfig, step: int) -> tuple[int, int | None]:
 
 
 def build_model(cfg: FPDMTrainConfig, latent_channels: int, latent_side: int, text_dim: int):
-    common = dict(sample_size=latent_side, patch_size=cfg.patch_size, in_channels=latent_channels,
-                  hidden_size=cfg.hidden_size, num_attention_heads=cfg.num_attention_heads, cross_attention_dim=text_dim)
+    common = dict(
+        sample_size=latent_side,
+        patch_size=cfg.patch_size,
+        in_channels=latent_channels,
+        hidden_size=cfg.hidden_size,
+        num_attention_heads=cfg.num_attention_heads,
+        cross_attention_dim=text_dim,
+    )
     if cfg.arch == "dit":
         return TextDiT2DModel(depth=cfg.depth, **common)
-    return FPDMTransformer2DModel(pre_depth=cfg.pre_depth, post_depth=cfg.post_depth, num_iterations=cfg.sample_iterations, **common)
+    return FPDMTransformer2DModel(
+        pre_depth=cfg.pre_depth, post_depth=cfg.post_depth, num_iterations=cfg.sample_iterations, **common
+    )
 
 
 def train_fpdm(cfg: FPDMTrainConfig) -> Path:
@@ -107,33 +115,41 @@ def train_fpdm(cfg: FPDMTrainConfig) -> Path:
     noise_scheduler = DDPMScheduler(**SCHEDULER_CONFIG)
 
     # --- data: latent cache and frozen text states of every distinct caption ------------------------
-    dataset = ShapesDataset(cfg.num_train_images, vae.config.sample_size, seed=cfg.seed, split="train")
-    lat_mean, lat_std = encode_dataset(vae, dataset)
-    captions = [dataset.attrs_caption(i) for i in range(len(dataset))]
-    vocab = sorted(set(captions)) + [""]
-    caption_index = torch.tensor([vocab.index(c) for c in captions])
+    cache = LatentCache(vae, cfg.num_train_images, cfg.seed)
+    vocab = sorted(set(cache.captions)) + [""]
+    caption_index = torch.tensor([vocab.index(c) for c in cache.captions])
     with torch.no_grad():
-        ids = tokenizer(vocab, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        ids = tokenizer(
+            vocab,
+            padding="max_length",
+            max_length=tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
         states = text_encoder(ids.to(device))[0]
     empty = len(vocab) - 1
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
     lr_sched = get_cosine_schedule_with_warmup(optimizer, cfg.lr_warmup_steps, cfg.max_train_steps)
     model, optimizer, lr_sched = accelerator.prepare(model, optimizer, lr_sched)
-    ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
+    ema = EMAModel(
+        accelerator.unwrap_model(model).parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3
+    )
     ema.to(device)
     accelerator.register_for_checkpointing(ema)
     start = resume(accelerator, out)
 
     bar = progress(accelerator, cfg.max_train_steps, start, f"train {cfg.arch}")
     for step in range(start, cfg.max_train_steps):
-        rng = np.random.default_rng([cfg.seed, 4, accelerator.process_index, step])
-        idx = torch.as_tensor(rng.integers(0, len(dataset), size=cfg.batch_size))
-        drop = torch.as_tensor(rng.random(cfg.batch_size) < cfg.caption_dropout)
+        latents, idx, drop = cache.batch(
+            cfg.seed, accelerator.process_index, step, cfg.batch_size, cfg.caption_dropout
+        )
+        latents = latents.to(device)
         ctx = states[torch.where(drop, empty, caption_index[idx]).to(device)]
-        latents = (lat_mean[idx] + lat_std[idx] * torch.randn_like(lat_std[idx])).to(device)
         noise = torch.randn_like(latents)
-        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (cfg.batch_size,), device=device)
+        timesteps = torch.randint(
+            0, noise_scheduler.config.num_train_timesteps, (cfg.batch_size,), device=device
+        )
         noisy = noise_scheduler.add_noise(latents, noise, timesteps)
         n_total, n_grad = iteration_counts(cfg, step)
 
@@ -154,8 +170,13 @@ def train_fpdm(cfg: FPDMTrainConfig) -> Path:
 
     transformer = accelerator.unwrap_model(model).eval()
     ema.copy_to(transformer.parameters())
-    pipe = FPDMPipeline(transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                        scheduler=DPMSolverMultistepScheduler.from_config(noise_scheduler.config))
+    pipe = FPDMPipeline(
+        transformer=transformer,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=DPMSolverMultistepScheduler.from_config(noise_scheduler.config),
+    )
     final = out / "model"
     if accelerator.is_main_process:
         from genkit.training.text2img import load_text_encoder_as_fp32

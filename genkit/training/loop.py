@@ -65,7 +65,9 @@ def save_checkpoint(accelerator: Accelerator, out_dir: str | Path, step: int, ke
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        old = sorted((p for p in root.iterdir() if _CKPT.match(p.name)), key=lambda p: int(p.name.split("-")[1]))
+        old = sorted(
+            (p for p in root.iterdir() if _CKPT.match(p.name)), key=lambda p: int(p.name.split("-")[1])
+        )
         for p in old[:-keep]:
             shutil.rmtree(p, ignore_errors=True)
     return final
@@ -74,7 +76,11 @@ def save_checkpoint(accelerator: Accelerator, out_dir: str | Path, step: int, ke
 def progress(accelerator: Accelerator, total: int, initial: int, desc: str) -> tqdm:
     """A tqdm bar (with ETA) on the main process only."""
     return tqdm(
-        total=total, initial=initial, desc=desc, dynamic_ncols=True, disable=not accelerator.is_local_main_process
+        total=total,
+        initial=initial,
+        desc=desc,
+        dynamic_ncols=True,
+        disable=not accelerator.is_local_main_process,
     )
 
 

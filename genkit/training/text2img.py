@@ -7,8 +7,8 @@ probability ``caption_dropout`` (replaced by the empty prompt, as diffusers' pip
 is what classifier-free guidance needs. The text encoder is trained with the UNet (SD freezes a
 pretrained CLIP; genkit has none to start from).
 
-Latents of a fixed, seeded set of training images are computed once (the posterior mean and std, so each
-step still draws a fresh sample), as diffusers' training examples do with a latent cache.
+Latents of a fixed, seeded set of training images are computed once (``LatentCache``: the posterior mean
+and std, so each step still draws a fresh sample), as diffusers' training examples do.
 """
 
 from __future__ import annotations
@@ -17,61 +17,38 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DConditionModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel, compute_snr
-from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
-from genkit.data.shapes import ShapesDataset
 from genkit.models.presets import SCHEDULER_CONFIG, TEXT_ENCODER_PRESETS, UNET_PRESETS
 from genkit.models.text import build_text_encoder
 from genkit.pipelines.text2img import build_text2img_pipeline
+from genkit.training.latents import LatentCache, LatentTrainConfig
 from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
 from genkit.utils import GenkitError, atomic_dir
 
 
 @dataclass
-class Text2ImgTrainConfig:
+class Text2ImgTrainConfig(LatentTrainConfig):
     vae: str = field(default="runs/vae/model", metadata={"help": "trained VAE folder (genkit train vae)"})
-    tokenizer: str = field(default="runs/tokenizer", metadata={"help": "tokenizer folder (genkit train tokenizer)"})
-    out: str = field(default="runs/text2img", metadata={"help": "run folder: checkpoints/ and the final pipeline model/"})
-    unet_preset: str = field(default="unet-shapes-s", metadata={"help": "UNet preset", "choices": list(UNET_PRESETS)})
-    text_encoder_preset: str = field(default="clip-text-shapes", metadata={"help": "text encoder preset", "choices": list(TEXT_ENCODER_PRESETS)})
-    max_train_steps: int = field(default=5000, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=64, metadata={"help": "latents per step"})
-    learning_rate: float = field(default=5e-4, metadata={"help": "AdamW peak learning rate"})
-    lr_warmup_steps: int = field(default=200, metadata={"help": "linear warm-up steps before cosine decay"})
-    caption_dropout: float = field(default=0.1, metadata={"help": "probability of training on the empty prompt"})
+    tokenizer: str = field(
+        default="runs/tokenizer", metadata={"help": "tokenizer folder (genkit train tokenizer)"}
+    )
+    out: str = field(
+        default="runs/text2img", metadata={"help": "run folder: checkpoints/ and the final pipeline model/"}
+    )
+    unet_preset: str = field(
+        default="unet-shapes-s", metadata={"help": "UNet preset", "choices": list(UNET_PRESETS)}
+    )
+    text_encoder_preset: str = field(
+        default="clip-text-shapes",
+        metadata={"help": "text encoder preset", "choices": list(TEXT_ENCODER_PRESETS)},
+    )
     snr_gamma: float = field(default=5.0, metadata={"help": "min-SNR loss weighting gamma (0 disables)"})
-    num_train_images: int = field(default=40000, metadata={"help": "size of the seeded training set whose latents are cached"})
-    ema_decay: float = field(default=0.9995, metadata={"help": "max EMA decay of the saved weights"})
-    seed: int = field(default=0, metadata={"help": "seed of data, noise and initialisation"})
-    checkpointing_steps: int = field(default=500, metadata={"help": "save a resumable checkpoint every N steps"})
-    mixed_precision: str = field(default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]})
-    save_dtype: str = field(default="fp32", metadata={"help": "dtype of the saved pipeline", "choices": ["fp32", "fp16"]})
-
-    def __post_init__(self):
-        if min(self.max_train_steps, self.batch_size, self.checkpointing_steps, self.num_train_images) <= 0:
-            raise GenkitError("max-train-steps, batch-size, checkpointing-steps and num-train-images must be positive")
-        if not 0 <= self.caption_dropout < 1:
-            raise GenkitError("caption-dropout must be in [0, 1)")
-
-
-@torch.no_grad()
-def encode_dataset(vae: AutoencoderKL, dataset: ShapesDataset, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior mean and std of every image, already multiplied by the VAE's scaling factor."""
-    means, stds = [], []
-    for i in tqdm(range(0, len(dataset), batch_size), desc="encode latents", unit="batch"):
-        x = dataset.batch(range(i, min(i + batch_size, len(dataset))))["pixel_values"].to(vae.device, vae.dtype)
-        dist = vae.encode(x).latent_dist
-        means.append(dist.mean.float().cpu())
-        stds.append(dist.std.float().cpu())
-    s = vae.config.scaling_factor
-    return torch.cat(means) * s, torch.cat(stds) * s
 
 
 def load_text_encoder_as_fp32(config_path: Path) -> None:
@@ -92,29 +69,46 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
     device = accelerator.device
 
     # --- components --------------------------------------------------------------------------------
-    vae = AutoencoderKL.from_pretrained(cfg.vae, torch_dtype=torch.float32).to(device).eval().requires_grad_(False)
+    vae = (
+        AutoencoderKL.from_pretrained(cfg.vae, torch_dtype=torch.float32)
+        .to(device)
+        .eval()
+        .requires_grad_(False)
+    )
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
     text_encoder = build_text_encoder(tokenizer, cfg.text_encoder_preset)
     unet = UNet2DConditionModel(
-        **{**UNET_PRESETS[cfg.unet_preset], "cross_attention_dim": text_encoder.config.hidden_size,
-           "sample_size": vae.config.sample_size // 2 ** (len(vae.config.block_out_channels) - 1),
-           "in_channels": vae.config.latent_channels, "out_channels": vae.config.latent_channels}
+        **{
+            **UNET_PRESETS[cfg.unet_preset],
+            "cross_attention_dim": text_encoder.config.hidden_size,
+            "sample_size": vae.config.sample_size // 2 ** (len(vae.config.block_out_channels) - 1),
+            "in_channels": vae.config.latent_channels,
+            "out_channels": vae.config.latent_channels,
+        }
     )
     noise_scheduler = DDPMScheduler(**SCHEDULER_CONFIG)
 
     # --- data: a latent cache of a seeded image set --------------------------------------------------
-    dataset = ShapesDataset(cfg.num_train_images, vae.config.sample_size, seed=cfg.seed, split="train")
-    lat_mean, lat_std = encode_dataset(vae, dataset)
-    captions = [dataset.attrs_caption(i) for i in range(len(dataset))]
-    tok = lambda texts: tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids  # noqa: E731
-    input_ids, empty_ids = tok(captions), tok([""])
+    cache = LatentCache(vae, cfg.num_train_images, cfg.seed)
+    tok = lambda texts: (
+        tokenizer(
+            texts,
+            padding="max_length",
+            max_length=tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
+    )  # noqa: E731
+    input_ids, empty_ids = tok(cache.captions), tok([""])
 
     # --- optimisation ------------------------------------------------------------------------------
     params = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=1e-2)
     lr_sched = get_cosine_schedule_with_warmup(optimizer, cfg.lr_warmup_steps, cfg.max_train_steps)
     unet, text_encoder, optimizer, lr_sched = accelerator.prepare(unet, text_encoder, optimizer, lr_sched)
-    ema_params = list(accelerator.unwrap_model(unet).parameters()) + list(accelerator.unwrap_model(text_encoder).parameters())
+    ema_params = list(accelerator.unwrap_model(unet).parameters()) + list(
+        accelerator.unwrap_model(text_encoder).parameters()
+    )
     ema = EMAModel(ema_params, decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
     ema.to(device)
     accelerator.register_for_checkpointing(ema)
@@ -122,14 +116,15 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
 
     bar = progress(accelerator, cfg.max_train_steps, start, "train text2img")
     for step in range(start, cfg.max_train_steps):
-        # The batch depends only on (seed, process, step): a resumed run sees the same data.
-        rng = np.random.default_rng([cfg.seed, 4, accelerator.process_index, step])
-        idx = torch.as_tensor(rng.integers(0, len(dataset), size=cfg.batch_size))
-        drop = torch.as_tensor(rng.random(cfg.batch_size) < cfg.caption_dropout)
+        latents, idx, drop = cache.batch(
+            cfg.seed, accelerator.process_index, step, cfg.batch_size, cfg.caption_dropout
+        )
+        latents = latents.to(device)
         ids = torch.where(drop[:, None], empty_ids, input_ids[idx]).to(device)
-        latents = (lat_mean[idx] + lat_std[idx] * torch.randn_like(lat_std[idx])).to(device)
         noise = torch.randn_like(latents)
-        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (cfg.batch_size,), device=device)
+        timesteps = torch.randint(
+            0, noise_scheduler.config.num_train_timesteps, (cfg.batch_size,), device=device
+        )
         noisy = noise_scheduler.add_noise(latents, noise, timesteps)
 
         with accelerator.accumulate(unet, text_encoder):
@@ -138,7 +133,9 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
             if cfg.snr_gamma > 0:  # min-SNR weighting (Hang et al. 2023), for epsilon prediction
                 snr = compute_snr(noise_scheduler, timesteps)
                 w = torch.clamp(snr, max=cfg.snr_gamma) / snr
-                loss = (F.mse_loss(pred.float(), noise.float(), reduction="none").mean(dim=(1, 2, 3)) * w).mean()
+                loss = (
+                    F.mse_loss(pred.float(), noise.float(), reduction="none").mean(dim=(1, 2, 3)) * w
+                ).mean()
             else:
                 loss = F.mse_loss(pred.float(), noise.float())
             accelerator.backward(loss)

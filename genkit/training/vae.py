@@ -30,17 +30,25 @@ from genkit.utils import GenkitError, atomic_dir
 @dataclass
 class VAETrainConfig:
     out: str = field(default="runs/vae", metadata={"help": "run folder: checkpoints/ and the final model/"})
-    preset: str = field(default="vae-shapes-f2", metadata={"help": "VAE preset", "choices": list(VAE_PRESETS)})
+    preset: str = field(
+        default="vae-shapes-f2", metadata={"help": "VAE preset", "choices": list(VAE_PRESETS)}
+    )
     max_train_steps: int = field(default=2500, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=32, metadata={"help": "images per step"})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (cosine decay)"})
     kl_weight: float = field(default=1e-6, metadata={"help": "weight of the KL term"})
     resolution: int = field(default=32, metadata={"help": "image side in pixels"})
     seed: int = field(default=0, metadata={"help": "seed of data, noise and initialisation"})
-    checkpointing_steps: int = field(default=250, metadata={"help": "save a resumable checkpoint every N steps"})
+    checkpointing_steps: int = field(
+        default=250, metadata={"help": "save a resumable checkpoint every N steps"}
+    )
     ema_decay: float = field(default=0.999, metadata={"help": "max EMA decay of the saved weights"})
-    mixed_precision: str = field(default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]})
-    save_dtype: str = field(default="fp32", metadata={"help": "dtype of the saved model", "choices": ["fp32", "fp16"]})
+    mixed_precision: str = field(
+        default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]}
+    )
+    save_dtype: str = field(
+        default="fp32", metadata={"help": "dtype of the saved model", "choices": ["fp32", "fp16"]}
+    )
 
     def __post_init__(self):
         if self.max_train_steps <= 0 or self.batch_size <= 0 or self.checkpointing_steps <= 0:
@@ -52,15 +60,21 @@ def train_vae(cfg: VAETrainConfig) -> Path:
     accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision)
     vae = AutoencoderKL(**{**VAE_PRESETS[cfg.preset], "sample_size": cfg.resolution})
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
-    lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.max_train_steps, eta_min=cfg.learning_rate * 0.05)
+    lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=cfg.max_train_steps, eta_min=cfg.learning_rate * 0.05
+    )
     vae, optimizer, lr_sched = accelerator.prepare(vae, optimizer, lr_sched)
-    ema = EMAModel(accelerator.unwrap_model(vae).parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=3 / 4)
+    ema = EMAModel(
+        accelerator.unwrap_model(vae).parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=3 / 4
+    )
     ema.to(accelerator.device)
     accelerator.register_for_checkpointing(ema)
     start = resume(accelerator, out)
 
     # Each process reads its own slice of the seeded stream.
-    data = shapes_stream(cfg.batch_size, cfg.resolution, seed=cfg.seed * 1000 + accelerator.process_index, start=start)
+    data = shapes_stream(
+        cfg.batch_size, cfg.resolution, seed=cfg.seed * 1000 + accelerator.process_index, start=start
+    )
     bar = progress(accelerator, cfg.max_train_steps, start, "train vae")
     for step in range(start, cfg.max_train_steps):
         x = next(data)["pixel_values"].to(accelerator.device)
@@ -86,7 +100,9 @@ def train_vae(cfg: VAETrainConfig) -> Path:
     ema.copy_to(model.parameters())
     model.eval()
     with torch.no_grad():
-        x = next(shapes_stream(512, cfg.resolution, seed=cfg.seed + 777))["pixel_values"].to(accelerator.device)
+        x = next(shapes_stream(512, cfg.resolution, seed=cfg.seed + 777))["pixel_values"].to(
+            accelerator.device
+        )
         std = model.encode(x).latent_dist.mode().std().item()
     model.register_to_config(scaling_factor=round(1.0 / std, 5))
     final = out / "model"

@@ -43,7 +43,9 @@ def allocate_iterations(policy: str | Sequence[int], num_calls: int, iterations_
     if not isinstance(policy, str):
         iters = [int(n) for n in policy]
         if len(iters) != num_calls or min(iters) < 0:
-            raise ValueError(f"an explicit allocation needs {num_calls} non-negative counts, got {list(policy)}")
+            raise ValueError(
+                f"an explicit allocation needs {num_calls} non-negative counts, got {list(policy)}"
+            )
         return iters
     if policy not in ALLOCATIONS:
         raise ValueError(f"unknown allocation policy {policy!r}; expected one of {ALLOCATIONS} or a list")
@@ -74,13 +76,24 @@ class FPDMPipeline(DiffusionPipeline):
 
     def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler):
         super().__init__()
-        self.register_modules(transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+        self.register_modules(
+            transformer=transformer,
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            scheduler=scheduler,
+        )
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
-        ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids
+        ids = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
         return self.text_encoder(ids.to(self.device))[0].to(self.transformer.dtype)
 
     def _flops_per_call(self, latents: torch.Tensor, t, ctx: torch.Tensor) -> tuple[float, float]:
@@ -134,7 +147,9 @@ class FPDMPipeline(DiffusionPipeline):
         cfg = self.transformer.config
         shape = (b, cfg.in_channels, cfg.sample_size, cfg.sample_size)
         if latents is None:
-            latents = randn_tensor(shape, generator=generator, device=self.device, dtype=self.transformer.dtype)
+            latents = randn_tensor(
+                shape, generator=generator, device=self.device, dtype=self.transformer.dtype
+            )
         latents = latents * self.scheduler.init_noise_sigma
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         timesteps = self.scheduler.timesteps
@@ -147,9 +162,16 @@ class FPDMPipeline(DiffusionPipeline):
         solution, evaluations, flops, residuals = None, 0, 0.0, []
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_in = self.scheduler.scale_model_input(torch.cat([latents] * 2) if do_cfg else latents, t)
-            out = self.transformer(model_in, t, ctx, num_iterations=iters[i],
-                                   initial_solution=solution if warm_start else None,
-                                   initial_solution_weight=warm_start_weight, solver=solver, tol=tol)
+            out = self.transformer(
+                model_in,
+                t,
+                ctx,
+                num_iterations=iters[i],
+                initial_solution=solution if warm_start else None,
+                initial_solution_weight=warm_start_weight,
+                solver=solver,
+                tol=tol,
+            )
             solution = out.solution
             evaluations += out.block_evaluations
             flops += fixed_cost + per_iteration * len(out.residuals)
@@ -168,4 +190,6 @@ class FPDMPipeline(DiffusionPipeline):
         self.maybe_free_model_hooks()
         if not return_dict:
             return (images, evaluations, flops, iters, residuals)
-        return FPDMPipelineOutput(images=images, block_evaluations=evaluations, flops=flops, iterations=iters, residuals=residuals)
+        return FPDMPipelineOutput(
+            images=images, block_evaluations=evaluations, flops=flops, iterations=iters, residuals=residuals
+        )

@@ -55,7 +55,11 @@ def load_text2img(
     On CUDA, attention runs through torch SDPA (diffusers' default) or xformers when it is installed.
     """
     pipe = StableDiffusionPipeline.from_pretrained(
-        str(path), torch_dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+        str(path),
+        torch_dtype=dtype,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     set_scheduler(pipe, scheduler)
     pipe.set_progress_bar_config(disable=True)

@@ -1,0 +1,84 @@
+"""What the latent-diffusion trainers (``text2img``, ``fpdm``) share: their common options and the latent
+cache they sample batches from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL
+from tqdm.auto import tqdm
+
+from genkit.data.shapes import ShapesDataset
+from genkit.utils import GenkitError
+
+
+@dataclass
+class LatentTrainConfig:
+    """Options common to the trainers of latent denoisers (subclasses add theirs)."""
+
+    max_train_steps: int = field(default=5000, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=64, metadata={"help": "latents per step"})
+    learning_rate: float = field(default=5e-4, metadata={"help": "AdamW peak learning rate"})
+    lr_warmup_steps: int = field(default=200, metadata={"help": "linear warm-up steps before cosine decay"})
+    caption_dropout: float = field(
+        default=0.1, metadata={"help": "probability of training on the empty prompt (for CFG)"}
+    )
+    num_train_images: int = field(
+        default=40000, metadata={"help": "size of the seeded training set whose latents are cached"}
+    )
+    ema_decay: float = field(default=0.9995, metadata={"help": "max EMA decay of the saved weights"})
+    seed: int = field(default=0, metadata={"help": "seed of data, noise and initialisation"})
+    checkpointing_steps: int = field(
+        default=500, metadata={"help": "save a resumable checkpoint every N steps"}
+    )
+    mixed_precision: str = field(
+        default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]}
+    )
+    save_dtype: str = field(
+        default="fp32", metadata={"help": "dtype of the saved pipeline", "choices": ["fp32", "fp16"]}
+    )
+
+    def __post_init__(self):
+        if min(self.max_train_steps, self.batch_size, self.checkpointing_steps, self.num_train_images) <= 0:
+            raise GenkitError(
+                "max-train-steps, batch-size, checkpointing-steps and num-train-images must be positive"
+            )
+        if not 0 <= self.caption_dropout < 1:
+            raise GenkitError("caption-dropout must be in [0, 1)")
+
+
+class LatentCache:
+    """The VAE posterior (mean, std, times the scaling factor) of a seeded set of training images, and their
+    captions, computed once, as diffusers' training examples cache latents. Each batch still draws a fresh
+    latent sample from the posterior."""
+
+    def __init__(
+        self, vae: AutoencoderKL, num_images: int, seed: int, split: str = "train", chunk: int = 500
+    ):
+        self.dataset = ShapesDataset(num_images, vae.config.sample_size, seed=seed, split=split)
+        means, stds = [], []
+        with torch.no_grad():
+            for i in tqdm(range(0, num_images, chunk), desc="encode latents", unit="batch"):
+                x = self.dataset.batch(range(i, min(i + chunk, num_images)))["pixel_values"].to(
+                    vae.device, vae.dtype
+                )
+                dist = vae.encode(x).latent_dist
+                means.append(dist.mean.float().cpu())
+                stds.append(dist.std.float().cpu())
+        s = vae.config.scaling_factor
+        self.mean, self.std = torch.cat(means) * s, torch.cat(stds) * s
+        self.captions = [self.dataset.attrs_caption(i) for i in range(num_images)]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def batch(self, seed: int, process_index: int, step: int, batch_size: int, caption_dropout: float):
+        """(latents, caption indices, dropped mask) of one step; depends only on (seed, process, step),
+        so a resumed run draws the same batch. Latent noise comes from torch's (checkpointed) RNG."""
+        rng = np.random.default_rng([seed, 4, process_index, step])
+        idx = torch.as_tensor(rng.integers(0, len(self), size=batch_size))
+        drop = torch.as_tensor(rng.random(batch_size) < caption_dropout)
+        latents = self.mean[idx] + self.std[idx] * torch.randn_like(self.std[idx])
+        return latents, idx, drop
