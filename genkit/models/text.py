@@ -52,3 +52,14 @@ def build_text_encoder(tokenizer, preset: str = "clip-text-shapes") -> CLIPTextM
         **TEXT_ENCODER_PRESETS[preset],
     )
     return CLIPTextModel(config)
+
+
+def tokenize(tokenizer, texts: list[str]):
+    """Token ids (len(texts), model_max_length), padded and truncated as diffusers' SD pipeline does."""
+    return tokenizer(
+        texts,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids

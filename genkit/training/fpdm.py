@@ -27,6 +27,7 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 
 from genkit.models.presets import SCHEDULER_CONFIG
+from genkit.models.text import tokenize
 from genkit.models.transformer_dit import TextDiT2DModel
 from genkit.models.transformer_fpdm import FPDMTransformer2DModel
 from genkit.pipelines.fpdm import FPDMPipeline
@@ -119,13 +120,7 @@ def train_fpdm(cfg: FPDMTrainConfig) -> Path:
     vocab = sorted(set(cache.captions)) + [""]
     caption_index = torch.tensor([vocab.index(c) for c in cache.captions])
     with torch.no_grad():
-        ids = tokenizer(
-            vocab,
-            padding="max_length",
-            max_length=tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
+        ids = tokenize(tokenizer, vocab)
         states = text_encoder(ids.to(device))[0]
     empty = len(vocab) - 1
 

@@ -25,7 +25,7 @@ from diffusers.training_utils import EMAModel, compute_snr
 from transformers import AutoTokenizer
 
 from genkit.models.presets import SCHEDULER_CONFIG, TEXT_ENCODER_PRESETS, UNET_PRESETS
-from genkit.models.text import build_text_encoder
+from genkit.models.text import build_text_encoder, tokenize
 from genkit.pipelines.text2img import build_text2img_pipeline
 from genkit.training.latents import LatentCache, LatentTrainConfig
 from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
@@ -90,16 +90,7 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
 
     # --- data: a latent cache of a seeded image set --------------------------------------------------
     cache = LatentCache(vae, cfg.num_train_images, cfg.seed)
-    tok = lambda texts: (
-        tokenizer(
-            texts,
-            padding="max_length",
-            max_length=tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
-    )  # noqa: E731
-    input_ids, empty_ids = tok(cache.captions), tok([""])
+    input_ids, empty_ids = tokenize(tokenizer, cache.captions), tokenize(tokenizer, [""])
 
     # --- optimisation ------------------------------------------------------------------------------
     params = list(unet.parameters()) + list(text_encoder.parameters())

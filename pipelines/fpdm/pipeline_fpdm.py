@@ -27,6 +27,8 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch.utils.flop_counter import FlopCounterMode
 
+from genkit.models.text import tokenize
+
 ALLOCATIONS = ("constant", "increasing", "decreasing")
 
 
@@ -87,13 +89,7 @@ class FPDMPipeline(DiffusionPipeline):
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
-        ids = self.tokenizer(
-            prompts,
-            padding="max_length",
-            max_length=self.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
+        ids = tokenize(self.tokenizer, prompts)
         return self.text_encoder(ids.to(self.device))[0].to(self.transformer.dtype)
 
     def _flops_per_call(self, latents: torch.Tensor, t, ctx: torch.Tensor) -> tuple[float, float]:
