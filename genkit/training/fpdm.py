@@ -31,7 +31,7 @@ from genkit.models.text import tokenize
 from genkit.models.transformer_dit import TextDiT2DModel
 from genkit.models.transformer_fpdm import FPDMTransformer2DModel
 from genkit.pipelines.fpdm import FPDMPipeline
-from genkit.training.latents import LatentCache, LatentTrainConfig
+from genkit.training.latents import LatentCache, LatentTrainConfig, diffusion_target
 from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
 from genkit.utils import GenkitError, atomic_dir
 
@@ -150,7 +150,7 @@ def train_fpdm(cfg: FPDMTrainConfig) -> Path:
 
         with accelerator.accumulate(model):
             pred = model(noisy, timesteps, ctx, num_iterations=n_total, num_grad_iterations=n_grad).sample
-            loss = F.mse_loss(pred.float(), noise.float())
+            loss = F.mse_loss(pred.float(), diffusion_target(noise_scheduler, latents, noise, timesteps).float())
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

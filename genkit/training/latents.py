@@ -18,7 +18,7 @@ from genkit.utils import GenkitError
 class LatentTrainConfig:
     """Options common to the trainers of latent denoisers (subclasses add theirs)."""
 
-    max_train_steps: int = field(default=5000, metadata={"help": "optimizer steps"})
+    max_train_steps: int = field(default=3500, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=64, metadata={"help": "latents per step"})
     learning_rate: float = field(default=5e-4, metadata={"help": "AdamW peak learning rate"})
     lr_warmup_steps: int = field(default=200, metadata={"help": "linear warm-up steps before cosine decay"})
@@ -82,3 +82,13 @@ class LatentCache:
         drop = torch.as_tensor(rng.random(batch_size) < caption_dropout)
         latents = self.mean[idx] + self.std[idx] * torch.randn_like(self.std[idx])
         return latents, idx, drop
+
+
+def diffusion_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """What the denoiser regresses: the noise (epsilon) or the velocity (v), per the scheduler's config."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(latents, noise, timesteps)
+    raise GenkitError(f"unsupported prediction type {kind!r}")

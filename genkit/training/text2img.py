@@ -2,7 +2,7 @@
 
 Stable Diffusion's recipe at toy scale: a frozen VAE (``genkit train vae``) maps images to latents, a
 word-level tokenizer (``genkit train tokenizer``) and a small CLIP text encoder give cross-attention
-states, and the UNet learns epsilon-prediction with min-SNR loss weighting. Captions are dropped with
+states, and the UNet learns v-prediction on a zero-terminal-SNR schedule (see ``models/presets.py``). Captions are dropped with
 probability ``caption_dropout`` (replaced by the empty prompt, as diffusers' pipeline encodes it), which
 is what classifier-free guidance needs. The text encoder is trained with the UNet (SD freezes a
 pretrained CLIP; genkit has none to start from).
@@ -27,7 +27,7 @@ from transformers import AutoTokenizer
 from genkit.models.presets import SCHEDULER_CONFIG, TEXT_ENCODER_PRESETS, UNET_PRESETS
 from genkit.models.text import build_text_encoder, tokenize
 from genkit.pipelines.text2img import build_text2img_pipeline
-from genkit.training.latents import LatentCache, LatentTrainConfig
+from genkit.training.latents import LatentCache, LatentTrainConfig, diffusion_target
 from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
 from genkit.utils import GenkitError, atomic_dir
 
@@ -48,7 +48,10 @@ class Text2ImgTrainConfig(LatentTrainConfig):
         default="clip-text-shapes",
         metadata={"help": "text encoder preset", "choices": list(TEXT_ENCODER_PRESETS)},
     )
-    snr_gamma: float = field(default=5.0, metadata={"help": "min-SNR loss weighting gamma (0 disables)"})
+    snr_gamma: float = field(
+        default=0.0,
+        metadata={"help": "min-SNR loss weighting gamma (0 disables; it down-weights the high-noise steps that decide layout)"},
+    )
 
 
 def load_text_encoder_as_fp32(config_path: Path) -> None:
@@ -121,14 +124,13 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
         with accelerator.accumulate(unet, text_encoder):
             states = text_encoder(ids)[0]
             pred = unet(noisy, timesteps, states).sample
-            if cfg.snr_gamma > 0:  # min-SNR weighting (Hang et al. 2023), for epsilon prediction
+            target = diffusion_target(noise_scheduler, latents, noise, timesteps)
+            loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+            if cfg.snr_gamma > 0:  # min-SNR weighting (Hang et al. 2023)
                 snr = compute_snr(noise_scheduler, timesteps)
-                w = torch.clamp(snr, max=cfg.snr_gamma) / snr
-                loss = (
-                    F.mse_loss(pred.float(), noise.float(), reduction="none").mean(dim=(1, 2, 3)) * w
-                ).mean()
-            else:
-                loss = F.mse_loss(pred.float(), noise.float())
+                w = torch.clamp(snr, max=cfg.snr_gamma)
+                loss = loss * (w / snr if noise_scheduler.config.prediction_type == "epsilon" else w / (snr + 1))
+            loss = loss.mean()
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(params, 1.0)
             optimizer.step()
