@@ -7,7 +7,7 @@ ceiling of what the metric can say) and the FD between two independent real sets
 against it are reported too.
 
     python bench/text2img.py            # full: 4 images per prompt (640 seen, 160 held-out per step count)
-    python bench/text2img.py --quick    # 1 image per seen prompt, 2 per held-out prompt, a few minutes
+    python bench/text2img.py --quick    # 2 images per prompt (320 seen, 80 held-out), a few minutes
 
 Writes bench/results/text2img.json and prints a table.
 """
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
 
-    n_seen, n_held = (1, 2) if args.quick else (4, 4)
+    n_seen, n_held = (2, 2) if args.quick else (4, 4)
     device = resolve_device(args.device)
     torch.manual_seed(0)
     oracle = load_oracle(None, device)

@@ -23,7 +23,7 @@ def test_dummy_pipeline_seeded_values():
     assert np.abs(a - c).max() > 1e-3
     assert 0.0 <= a.min() and a.max() <= 1.0
     # Reference slice of this seeded 2-step run (diffusers' test style).
-    expected = np.array([0.3202, 0.4939, 0.5096, 0.3208, 0.4697, 0.4137, 0.3090, 0.3348, 0.3616])
+    expected = np.array([0.1948, 0.4557, 0.5664, 0.3413, 0.4652, 0.4609, 0.4787, 0.5009, 0.4664])
     np.testing.assert_allclose(a[0, -3:, -3:, -1].flatten(), expected, atol=2e-3)
 
 
