@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     path = args.vae or str(Path(bundled_models()["text2img-shapes"]["path"]) / "vae")
-    vae = AutoencoderKL.from_pretrained(path, torch_dtype=torch.float32).eval()
+    vae = AutoencoderKL.from_pretrained(path).eval()
     oracle = load_oracle()
     n = 500 if args.quick else 2000
     ds = ShapesDataset(n, vae.config.sample_size, seed=2024, split="all")

@@ -30,7 +30,7 @@ def load_oracle(path: str | None = None, device: str | torch.device = "cpu") -> 
 
         path = bundled_models()["shapes-oracle"]["path"]
     try:
-        return ShapesClassifier.from_pretrained(path, torch_dtype=torch.float32).to(device).eval()
+        return ShapesClassifier.from_pretrained(path).to(device).eval()
     except Exception as e:  # noqa: BLE001 - any load failure is a bad path for the user
         raise GenkitError(
             f"could not load the oracle classifier from {path!r}: {str(e).splitlines()[0]}"

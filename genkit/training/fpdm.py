@@ -150,7 +150,9 @@ def train_fpdm(cfg: FPDMTrainConfig) -> Path:
 
         with accelerator.accumulate(model):
             pred = model(noisy, timesteps, ctx, num_iterations=n_total, num_grad_iterations=n_grad).sample
-            loss = F.mse_loss(pred.float(), diffusion_target(noise_scheduler, latents, noise, timesteps).float())
+            loss = F.mse_loss(
+                pred.float(), diffusion_target(noise_scheduler, latents, noise, timesteps).float()
+            )
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

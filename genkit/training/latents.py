@@ -84,7 +84,9 @@ class LatentCache:
         return latents, idx, drop
 
 
-def diffusion_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+def diffusion_target(
+    scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+) -> torch.Tensor:
     """What the denoiser regresses: the noise (epsilon) or the velocity (v), per the scheduler's config."""
     kind = scheduler.config.prediction_type
     if kind == "epsilon":

@@ -50,7 +50,9 @@ class Text2ImgTrainConfig(LatentTrainConfig):
     )
     snr_gamma: float = field(
         default=0.0,
-        metadata={"help": "min-SNR loss weighting gamma (0 disables; it down-weights the high-noise steps that decide layout)"},
+        metadata={
+            "help": "min-SNR loss weighting gamma (0 disables; it down-weights the high-noise steps that decide layout)"
+        },
     )
 
 
@@ -72,12 +74,7 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
     device = accelerator.device
 
     # --- components --------------------------------------------------------------------------------
-    vae = (
-        AutoencoderKL.from_pretrained(cfg.vae, torch_dtype=torch.float32)
-        .to(device)
-        .eval()
-        .requires_grad_(False)
-    )
+    vae = AutoencoderKL.from_pretrained(cfg.vae).to(device).eval().requires_grad_(False)
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
     text_encoder = build_text_encoder(tokenizer, cfg.text_encoder_preset)
     unet = UNet2DConditionModel(
@@ -129,7 +126,9 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
             if cfg.snr_gamma > 0:  # min-SNR weighting (Hang et al. 2023)
                 snr = compute_snr(noise_scheduler, timesteps)
                 w = torch.clamp(snr, max=cfg.snr_gamma)
-                loss = loss * (w / snr if noise_scheduler.config.prediction_type == "epsilon" else w / (snr + 1))
+                loss = loss * (
+                    w / snr if noise_scheduler.config.prediction_type == "epsilon" else w / (snr + 1)
+                )
             loss = loss.mean()
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(params, 1.0)

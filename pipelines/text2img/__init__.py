@@ -55,15 +55,11 @@ def load_text2img(
     On CUDA, attention runs through torch SDPA (diffusers' default) or xformers when it is installed.
     """
     pipe = StableDiffusionPipeline.from_pretrained(
-        str(path),
-        torch_dtype=dtype,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+        str(path), safety_checker=None, feature_extractor=None, requires_safety_checker=False
     )
     set_scheduler(pipe, scheduler)
     pipe.set_progress_bar_config(disable=True)
-    pipe = pipe.to(device)
+    pipe = pipe.to(device=device, dtype=dtype)  # one dtype for every component, whatever each config says
     if torch.device(device).type == "cuda":
         try:
             import xformers  # noqa: F401
