@@ -29,3 +29,13 @@ def dummy_pipeline(seed: int = 0):
     pipe = build_text2img_pipeline(**dummy_components(seed))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def randomize_zero_init(model, contraction: float) -> None:
+    """Give zero-initialised (adaLN-Zero, final) linear layers small random weights, as after training,
+    and scale fc1_z so the FPDM implicit map contracts."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear) and m.weight.abs().sum() == 0:
+                torch.nn.init.normal_(m.weight, std=0.05)
+        model.inject_fc1_z.weight.mul_(contraction)

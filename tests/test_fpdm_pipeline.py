@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from diffusers import EulerDiscreteScheduler
 
 from genkit.models.transformer_fpdm import FPDMTransformer2DModel
 from genkit.pipelines.fpdm import FPDMPipeline, allocate_iterations
-from tests.dummies import dummy_components
+from tests.dummies import dummy_components, randomize_zero_init
 
 PROMPT = "a small red circle at the top left"
 
@@ -26,11 +25,7 @@ def dummy_fpdm_pipeline() -> FPDMPipeline:
         cross_attention_dim=32,
         num_iterations=3,
     ).eval()
-    with torch.no_grad():  # randomise the zero-initialised layers, as after training
-        for m in tr.modules():
-            if isinstance(m, nn.Linear) and m.weight.abs().sum() == 0:
-                nn.init.normal_(m.weight, std=0.05)
-        tr.inject_fc1_z.weight.mul_(0.5)
+    randomize_zero_init(tr, 0.5)
     pipe = FPDMPipeline(transformer=tr, **c)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-import torch.nn as nn
 
 from genkit.models.transformer_fpdm import FPDMTransformer2DModel
+from tests.dummies import randomize_zero_init
 
 
 def dummy_model(num_iterations: int = 4, contraction: float = 0.3) -> FPDMTransformer2DModel:
@@ -20,11 +20,7 @@ def dummy_model(num_iterations: int = 4, contraction: float = 0.3) -> FPDMTransf
         cross_attention_dim=16,
         num_iterations=num_iterations,
     ).eval()
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, nn.Linear) and mod.weight.abs().sum() == 0:
-                nn.init.normal_(mod.weight, std=0.05)
-        m.inject_fc1_z.weight.mul_(contraction)
+    randomize_zero_init(m, contraction)
     return m
 
 

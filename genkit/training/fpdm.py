@@ -31,9 +31,9 @@ from genkit.models.text import tokenize
 from genkit.models.transformer_dit import TextDiT2DModel
 from genkit.models.transformer_fpdm import FPDMTransformer2DModel
 from genkit.pipelines.fpdm import FPDMPipeline
-from genkit.training.latents import LatentCache, LatentTrainConfig, diffusion_target
-from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
-from genkit.utils import GenkitError, atomic_dir
+from genkit.training.latents import LatentCache, LatentTrainConfig, diffusion_target, save_pipeline
+from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint
+from genkit.utils import GenkitError
 
 
 @dataclass
@@ -176,10 +176,6 @@ def train_fpdm(cfg: FPDMTrainConfig) -> Path:
     )
     final = out / "model"
     if accelerator.is_main_process:
-        from genkit.training.text2img import load_text_encoder_as_fp32
-
-        with atomic_dir(final) as tmp:
-            pipe.to(dtype=save_dtype(cfg.save_dtype)).save_pretrained(tmp, safe_serialization=True)
-            load_text_encoder_as_fp32(tmp / "text_encoder" / "config.json")
+        save_pipeline(pipe, final, cfg.save_dtype)
     accelerator.end_training()
     return final

@@ -3,7 +3,9 @@ cache they sample batches from."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,7 +13,8 @@ from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from genkit.data.shapes import ShapesDataset
-from genkit.utils import GenkitError
+from genkit.training.loop import save_dtype
+from genkit.utils import GenkitError, atomic_dir
 
 
 @dataclass
@@ -94,3 +97,19 @@ def diffusion_target(
     if kind == "v_prediction":
         return scheduler.get_velocity(latents, noise, timesteps)
     raise GenkitError(f"unsupported prediction type {kind!r}")
+
+
+def load_text_encoder_as_fp32(config_path: Path) -> None:
+    """Weights stay fp16 on disk; the config's ``dtype`` (what transformers loads *into* by default) is set
+    to float32, so a plain ``StableDiffusionPipeline.from_pretrained(dir)`` gives fp32 everywhere, as
+    diffusers already does for the UNet and VAE."""
+    cfg = json.loads(config_path.read_text())
+    cfg["dtype"] = "float32"
+    config_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def save_pipeline(pipe, final: Path, dtype: str) -> None:
+    """``save_pretrained`` in ``dtype`` ("fp32"/"fp16") into ``final`` atomically, text encoder loading as fp32."""
+    with atomic_dir(final) as tmp:
+        pipe.to(dtype=save_dtype(dtype)).save_pretrained(tmp, safe_serialization=True)
+        load_text_encoder_as_fp32(tmp / "text_encoder" / "config.json")

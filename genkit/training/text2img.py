@@ -13,7 +13,6 @@ and std, so each step still draws a fresh sample), as diffusers' training exampl
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,9 +26,9 @@ from transformers import AutoTokenizer
 from genkit.models.presets import SCHEDULER_CONFIG, TEXT_ENCODER_PRESETS, UNET_PRESETS
 from genkit.models.text import build_text_encoder, tokenize
 from genkit.pipelines.text2img import build_text2img_pipeline
-from genkit.training.latents import LatentCache, LatentTrainConfig, diffusion_target
-from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
-from genkit.utils import GenkitError, atomic_dir
+from genkit.training.latents import LatentCache, LatentTrainConfig, diffusion_target, save_pipeline
+from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint
+from genkit.utils import GenkitError
 
 
 @dataclass
@@ -54,15 +53,6 @@ class Text2ImgTrainConfig(LatentTrainConfig):
             "help": "min-SNR loss weighting gamma (0 disables; it down-weights the high-noise steps that decide layout)"
         },
     )
-
-
-def load_text_encoder_as_fp32(config_path: Path) -> None:
-    """Weights stay fp16 on disk; the config's ``dtype`` (what transformers loads *into* by default) is set
-    to float32, so a plain ``StableDiffusionPipeline.from_pretrained(dir)`` gives fp32 everywhere, as
-    diffusers already does for the UNet and VAE."""
-    cfg = json.loads(config_path.read_text())
-    cfg["dtype"] = "float32"
-    config_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
 def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
@@ -153,8 +143,6 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
     )
     final = out / "model"
     if accelerator.is_main_process:
-        with atomic_dir(final) as tmp:
-            pipe.to(dtype=save_dtype(cfg.save_dtype)).save_pretrained(tmp, safe_serialization=True)
-            load_text_encoder_as_fp32(tmp / "text_encoder" / "config.json")
+        save_pipeline(pipe, final, cfg.save_dtype)
     accelerator.end_training()
     return final
