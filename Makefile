@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= outputs/demo
 
-.PHONY: demo test test-all setup weights bench lint clean
+.PHONY: demo test test-all setup weights weights-fpdm bench lint clean
 
 setup: $(STAMP)
 
@@ -17,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -40,10 +40,21 @@ weights: $(STAMP)
 	rm -rf genkit/assets/text2img-shapes genkit/assets/shapes-oracle
 	cp -r runs/text2img/model genkit/assets/text2img-shapes
 	cp -r runs/classifier/model genkit/assets/shapes-oracle
+	$(MAKE) weights-fpdm
+
+# FPDM and its DiT baseline on the bundled text2img-shapes VAE and text encoder, equal steps and batch
+# (an S-JFB step costs 1/2.6 of a DiT-14 step; bench/fpdm_vs_dit.py measures it).
+weights-fpdm: $(STAMP)
+	$(BIN)/genkit train fpdm --arch fpdm --max-train-steps 2500 --out runs/fpdm --save-dtype fp16
+	$(BIN)/genkit train fpdm --arch dit --max-train-steps 2500 --out runs/dit --save-dtype fp16
+	rm -rf genkit/assets/fpdm-shapes genkit/assets/dit-shapes
+	cp -r runs/fpdm/model genkit/assets/fpdm-shapes
+	cp -r runs/dit/model genkit/assets/dit-shapes
 
 bench: $(STAMP)
 	$(BIN)/python bench/vae.py
 	$(BIN)/python bench/text2img.py
+	$(BIN)/python bench/fpdm_vs_dit.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .

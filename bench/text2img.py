@@ -15,18 +15,16 @@ Writes bench/results/text2img.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _common import machine, write_result  # bench/ is on sys.path when run as a script
 
 from genkit.cli.generate import load_pipeline, resolve_device
 from genkit.data.shapes import ShapesDataset, prompt_set
 from genkit.metrics.evaluate import generate_images, load_oracle, real_features, score_images
-from genkit.utils import atomic_file
 
 RESULTS = Path(__file__).parent / "results" / "text2img.json"
 
@@ -94,12 +92,7 @@ def main(argv=None) -> int:
                 "images_per_heldout_prompt": n_held,
                 "num_real": num_real,
             },
-            "machine": {
-                "device": device,
-                "torch_threads": torch.get_num_threads(),
-                "platform": platform.platform(),
-                "cpu_count": __import__("os").cpu_count(),
-            },
+            "machine": machine(device),
         }
     )
 
@@ -116,11 +109,7 @@ def main(argv=None) -> int:
             f"{steps:>6} {s['prompt_accuracy']:>9.3f} {h['prompt_accuracy']:>9.3f} {s['fd']:>8.2f} {h['fd']:>8.2f} "
             f"{s['precision']:>6.3f} {s['recall']:>6.3f} {s['diversity']:>7.2f} {s['images_per_second']:>7.1f}"
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(args.out, result)
     return 0
 
 

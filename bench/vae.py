@@ -12,17 +12,16 @@ Writes bench/results/vae.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
+from _common import write_result  # bench/ is on sys.path when run as a script
 from diffusers import AutoencoderKL
 
 from genkit.assets import bundled_models
 from genkit.data.shapes import ShapesDataset
 from genkit.metrics.evaluate import load_oracle
-from genkit.utils import atomic_file
 
 RESULTS = Path(__file__).parent / "results" / "vae.json"
 HEADS = ("shape", "color", "position", "size")
@@ -69,11 +68,7 @@ def main(argv=None) -> int:
         result[f"accuracy_ratio_{k}"] = rec_acc / real_acc
         print(f"{k:<10} {real_acc:>7.3f} {rec_acc:>7.3f} {rec_acc / real_acc:>7.3f} {rec_small:>12.3f}")
     print(f"MSE {mse:.5f}  PSNR {result['psnr']:.2f} dB  ({n} images)")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(args.out, result)
     return 0
 
 

@@ -49,9 +49,49 @@ def test_generate_writes_grid_images_and_metadata(tmp_path):
     assert not [p for p in os.listdir(out) if p.startswith(".")]  # no temporary files left
 
 
+def test_generate_with_the_bundled_fpdm_model(tmp_path):
+    out = tmp_path / "fp"
+    r = genkit(
+        "generate",
+        "a large blue square in the center",
+        "--model",
+        "fpdm",
+        "--steps",
+        "3",
+        "--iterations",
+        "4",
+        "--allocation",
+        "decreasing",
+        "--num-images",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((out / "metadata.jsonl").read_text())
+    assert rec["model"] == "fpdm" and rec["iterations"] == [
+        5,
+        4,
+        3,
+    ]  # 12 iterations, most to the noisiest step
+    assert rec["block_evaluations"] == 12 + 3 * 2 and rec["gflops"] > 0 and rec["warm_start"] is True
+    import imageio.v3 as iio
+
+    assert iio.imread(out / "000_00.png").std() > 5
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (
+            ["generate", "a red circle", "--model", "fpdm", "--iterations", "0"],
+            "--iterations must be a positive",
+        ),
+        (
+            ["generate", "a red circle", "--model", "text2img-shapes", "--iterations", "3"],
+            "apply to FPDM models",
+        ),
+        (["generate", "a red circle", "--allocation", "zigzag"], "invalid choice"),
         (["generate", ""], "prompt must not be empty"),
         (["generate", "a red circle", "--steps", "0"], "--steps must be a positive integer"),
         (["generate", "a red circle", "--steps", "-3"], "--steps must be a positive integer"),

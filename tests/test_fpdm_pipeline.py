@@ -6,6 +6,7 @@ import torch
 from diffusers import EulerDiscreteScheduler
 
 from genkit.models.transformer_fpdm import FPDMTransformer2DModel
+from genkit.pipelines import load_pipeline
 from genkit.pipelines.fpdm import FPDMPipeline, allocate_iterations
 from tests.dummies import dummy_components, randomize_zero_init
 
@@ -81,8 +82,9 @@ def test_round_trip_and_scheduler_swap(tmp_path):
     again = FPDMPipeline.from_pretrained(tmp_path)
     again.set_progress_bar_config(disable=True)
     np.testing.assert_allclose(run(again).images, ref, atol=1e-6)
-    again.scheduler = EulerDiscreteScheduler.from_config(again.scheduler.config)
-    out = run(again, allocation="decreasing", iterations_per_step=2)
+    swapped = load_pipeline(tmp_path, scheduler="euler")  # dispatches on model_index.json's _class_name
+    assert isinstance(swapped, FPDMPipeline) and isinstance(swapped.scheduler, EulerDiscreteScheduler)
+    out = run(swapped, allocation="decreasing", iterations_per_step=2)
     assert out.iterations == allocate_iterations("decreasing", 2, 2) and np.isfinite(out.images).all()
 
 

@@ -18,3 +18,19 @@ def test_bundled_model_on_cuda_matches_cpu():
         g = torch.Generator("cpu").manual_seed(0)
         out[device] = pipe(PROMPT, num_inference_steps=10, generator=g, output_type="pt").images.float().cpu()
     assert (out["cpu"] - out["cuda"]).abs().mean() < 0.02
+
+
+@pytest.mark.gpu
+def test_bundled_fpdm_on_cuda_matches_cpu_and_counts_the_same():
+    from genkit.pipelines.fpdm import load_fpdm
+
+    path = bundled_models()["fpdm-shapes"]["path"]
+    out = {}
+    for device in ("cpu", "cuda"):
+        pipe = load_fpdm(path, device=device)
+        g = torch.Generator("cpu").manual_seed(0)
+        out[device] = pipe(
+            PROMPT, num_inference_steps=10, iterations_per_step=6, generator=g, output_type="pt"
+        )
+    assert (out["cpu"].images.float().cpu() - out["cuda"].images.float().cpu()).abs().mean() < 0.02
+    assert out["cpu"].flops == out["cuda"].flops and out["cpu"].block_evaluations == 10 * 8

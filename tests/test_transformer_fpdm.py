@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from genkit.models.transformer_fpdm import FPDMTransformer2DModel
+from genkit.training.memory import saved_activation_bytes
 from tests.dummies import randomize_zero_init
 
 
@@ -39,6 +40,9 @@ def test_forward_values_and_no_hidden_state():
     assert a.sample.abs().mean() > 1e-3
     assert a.block_evaluations == 1 + 4 + 1 and len(a.residuals) == 4
     assert a.residuals[-1] < a.residuals[0]  # contracting
+    with torch.no_grad():
+        c = m(x, t, ctx, return_solution=False)
+    assert c.solution is None and torch.equal(c.sample, a.sample)
     # batched (as under CFG) equals one by one
     with torch.no_grad():
         one = m(x[1:], t[1:], ctx[1:]).sample
@@ -77,25 +81,15 @@ def test_warm_start_gives_smaller_first_residual():
     assert warm.residuals[0] < 0.5 * cold.residuals[0]
 
 
-def saved_bytes(fn) -> int:
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return total
-
-
 def test_sjfb_saves_less_than_full_backprop_and_trains_every_part():
     m = dummy_model(num_iterations=8).train()
     x, t, ctx = inputs()
-    full = saved_bytes(lambda: m(x, t, ctx, num_grad_iterations=None).sample.sum().backward())
+    params = list(m.parameters())
+    full = saved_activation_bytes(
+        lambda: m(x, t, ctx, num_grad_iterations=None).sample.sum().backward(), params
+    )
     m.zero_grad()
-    jfb = saved_bytes(lambda: m(x, t, ctx, num_grad_iterations=1).sample.sum().backward())
+    jfb = saved_activation_bytes(lambda: m(x, t, ctx, num_grad_iterations=1).sample.sum().backward(), params)
     assert jfb < 0.5 * full
     for name in (
         "pre_blocks.0.mlp.0.weight",

@@ -1,4 +1,9 @@
-"""``genkit generate PROMPT... [--model NAME|PATH] [--steps N] [--scheduler S] ...``: images and a grid."""
+"""``genkit generate PROMPT... [--model NAME|PATH] [--steps N] [--scheduler S] ...``: images and a grid.
+
+``--model`` takes a bundled name (``genkit models``; ``fpdm`` and ``dit`` are short for ``fpdm-shapes`` and
+``dit-shapes``) or a diffusers pipeline folder (Stable Diffusion or FPDM). For FPDM models
+``--iterations``, ``--allocation`` and ``--warm-start/--no-warm-start`` set the fixed-point budget per
+step, how it is spread over the steps, and the reuse of the previous step's solution."""
 
 from __future__ import annotations
 
@@ -20,9 +25,12 @@ class GenerateConfig:
             "positional": True,
         }
     )
-    model: str = field(
-        default="text2img-shapes",
-        metadata={"help": "bundled model name (see 'genkit models') or a diffusers Stable Diffusion folder"},
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "bundled model name or alias (see 'genkit models'; default: the bundled default) "
+            "or a diffusers Stable Diffusion / FPDM pipeline folder"
+        },
     )
     steps: int = field(default=25, metadata={"help": "denoising steps"})
     scheduler: str = field(
@@ -31,6 +39,20 @@ class GenerateConfig:
     guidance: float = field(default=4.0, metadata={"help": "classifier-free guidance scale (1 disables)"})
     seed: int = field(default=0, metadata={"help": "seed of image j of each prompt is seed + j"})
     num_images: int = field(default=4, metadata={"help": "images per prompt"})
+    iterations: int | None = field(
+        default=None,
+        metadata={"help": "FPDM: mean fixed-point iterations per step (default: the model's config)"},
+    )
+    allocation: str = field(
+        default="constant",
+        metadata={
+            "help": "FPDM: spread of the iterations over steps",
+            "choices": ["constant", "increasing", "decreasing"],
+        },
+    )
+    warm_start: bool = field(
+        default=True, metadata={"help": "FPDM: start each step's fixed point from the previous solution"}
+    )
     out: str = field(
         default="outputs/generate", metadata={"help": "output folder (images, grid.png, metadata.jsonl)"}
     )
@@ -48,6 +70,8 @@ class GenerateConfig:
             raise GenkitError(f"--num-images must be a positive integer, got {self.num_images}")
         if self.grid_scale <= 0:
             raise GenkitError(f"--grid-scale must be a positive integer, got {self.grid_scale}")
+        if self.iterations is not None and self.iterations <= 0:
+            raise GenkitError(f"--iterations must be a positive integer, got {self.iterations}")
 
 
 def resolve_device(name: str) -> str:
@@ -58,11 +82,20 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def resolve_model(name_or_path: str) -> Path:
-    """A bundled model name or a diffusers pipeline folder -> folder; GenkitError otherwise."""
+def default_model() -> str:
     from genkit.assets import bundled_models
 
-    bundled = {k: v for k, v in bundled_models().items() if v["kind"] == "text2img"}
+    return next(name for name, info in bundled_models().items() if info.get("default"))
+
+
+def resolve_model(name_or_path: str | None) -> Path:
+    """A bundled name or alias (None: the default) or a diffusers pipeline folder -> folder; GenkitError
+    otherwise."""
+    from genkit.assets import bundled_models
+
+    bundled = {k: v for k, v in bundled_models().items() if v["kind"] in ("text2img", "fpdm", "dit")}
+    aliases = {a: k for k, v in bundled.items() for a in v.get("aliases", [])}
+    name_or_path = default_model() if name_or_path is None else aliases.get(name_or_path, name_or_path)
     if name_or_path in bundled:
         return Path(bundled[name_or_path]["path"])
     p = Path(name_or_path)
@@ -73,16 +106,16 @@ def resolve_model(name_or_path: str) -> Path:
     if p.exists():
         raise GenkitError(f"{name_or_path!r} is a file, not a diffusers pipeline folder")
     raise GenkitError(
-        f"unknown model {name_or_path!r}: not a bundled model ({', '.join(bundled)}) nor a folder"
+        f"unknown model {name_or_path!r}: not a bundled model ({', '.join([*bundled, *aliases])}) nor a folder"
     )
 
 
-def load_pipeline(name_or_path: str, scheduler: str | None, device: str):
-    from genkit.pipelines.text2img import load_text2img
+def load_pipeline(name_or_path: str | None, scheduler: str | None, device: str):
+    from genkit.pipelines import load_pipeline as load
 
     path = resolve_model(name_or_path)
     try:
-        return load_text2img(path, scheduler=scheduler, device=resolve_device(device))
+        return load(path, scheduler=scheduler, device=resolve_device(device))
     except Exception as e:  # noqa: BLE001 - a missing or corrupt component is a bad model folder for the user
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise GenkitError(f"could not load model from {str(path)!r}: {msg}") from None
@@ -105,8 +138,19 @@ def run(cfg: GenerateConfig) -> Path:
     import torch
     from tqdm.auto import tqdm
 
+    from genkit.pipelines.fpdm import FPDMPipeline
+
     out = ensure_writable_dir(cfg.out)  # fail before any work if the folder is unusable
     pipe = load_pipeline(cfg.model, cfg.scheduler, cfg.device)
+    model = cfg.model or default_model()
+    fpdm = isinstance(pipe, FPDMPipeline)
+    fpdm_args = {}
+    if fpdm:
+        fpdm_args = dict(
+            iterations_per_step=cfg.iterations, allocation=cfg.allocation, warm_start=cfg.warm_start
+        )
+    elif cfg.iterations is not None or cfg.allocation != "constant" or not cfg.warm_start:
+        raise GenkitError(f"--iterations, --allocation and --warm-start apply to FPDM models, not {model!r}")
     images, records = [], []
     for i, prompt in enumerate(
         tqdm(cfg.prompt, desc="generate", unit="prompt", disable=len(cfg.prompt) == 1)
@@ -119,8 +163,17 @@ def run(cfg: GenerateConfig) -> Path:
                 guidance_scale=cfg.guidance,
                 generator=gens,
                 output_type="np",
-            ).images
-        batch = (np.clip(res, 0, 1) * 255).round().astype(np.uint8)
+                **fpdm_args,
+            )
+        extra = {}
+        if fpdm:
+            extra = {
+                "iterations": res.iterations,
+                "block_evaluations": res.block_evaluations,
+                "gflops": round(res.flops / cfg.num_images / 1e9, 4),
+                "warm_start": cfg.warm_start,
+            }
+        batch = (np.clip(res.images, 0, 1) * 255).round().astype(np.uint8)
         for j, im in enumerate(batch):
             name = f"{i:03d}_{j:02d}.png"
             with atomic_file(out / name) as tmp:
@@ -133,7 +186,8 @@ def run(cfg: GenerateConfig) -> Path:
                     "steps": cfg.steps,
                     "scheduler": cfg.scheduler,
                     "guidance": cfg.guidance,
-                    "model": cfg.model,
+                    "model": model,
+                    **extra,
                 }
             )
         images.append(batch)

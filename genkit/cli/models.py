@@ -8,6 +8,8 @@ def run(_ns) -> int:
 
     for name, info in bundled_models().items():
         default = " (default)" if info.get("default") else ""
+        if info.get("aliases"):
+            default = f" (alias: {', '.join(info['aliases'])})" + default
         print(
             f"{name}{default}\n  kind: {info['kind']}\n  path: {info['path']}\n  {info['description']}\n  reproduce: {info['reproduce']}"
         )

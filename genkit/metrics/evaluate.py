@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,8 +87,13 @@ def generate_images(
     guidance: float,
     seed: int,
     batch_size: int = 64,
+    on_output: Callable[[Any], None] | None = None,
+    **call_kwargs,
 ) -> tuple[torch.Tensor, list[str], float]:
-    """Images in [-1, 1] for each prompt x seed, their prompts, and the seconds spent generating."""
+    """Images in [-1, 1] for each prompt x seed, their prompts, and the seconds spent generating.
+
+    ``call_kwargs`` go to the pipeline (e.g. an FPDM pipeline's ``iterations_per_step``); ``on_output``,
+    if given, sees each batch's pipeline output (e.g. to add up its FLOP counter)."""
     all_prompts = [p for p in prompts for _ in range(num_per_prompt)]
     seeds = [seed + j for _ in prompts for j in range(num_per_prompt)]
     out = []
@@ -99,8 +106,11 @@ def generate_images(
             guidance_scale=guidance,
             generator=gens,
             output_type="pt",
-        ).images
-        out.append(res.float().cpu() * 2 - 1)
+            **call_kwargs,
+        )
+        if on_output is not None:
+            on_output(res)
+        out.append(res.images.float().cpu() * 2 - 1)
     return torch.cat(out), all_prompts, time.perf_counter() - t0
 
 

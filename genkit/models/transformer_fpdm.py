@@ -259,6 +259,7 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         tol: float | None = None,
         damping: float = 0.5,
         anderson_memory: int = 5,
+        return_solution: bool = True,
         return_dict: bool = True,
     ) -> FPDMTransformerOutput | tuple:
         """Predict noise for latents ``hidden_states`` (B, C, S, S) at ``timestep`` given text states.
@@ -275,6 +276,7 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
             solver: ``"picard"``, ``"damped"`` (with ``damping``) or ``"anderson"`` (memory
                 ``anderson_memory``) for the no-grad iterations; graph-recording iterations are Picard.
             tol: stop the no-grad iterations early once the relative residual is below ``tol``.
+            return_solution: return the fixed point (to warm-start the next call); False returns None.
         """
         n = self.config.num_iterations if num_iterations is None else num_iterations
         if n < 0:
@@ -323,7 +325,7 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
                 fz = f(z)
                 residuals.append(_residual(fz.detach(), z.detach()))
                 z = fz
-        solution = z
+        solution = z if return_solution else None
 
         x = z
         for blk in self.post_blocks:

@@ -52,15 +52,18 @@ class FPDMTrainConfig(LatentTrainConfig):
     pre_depth: int = field(default=1, metadata={"help": "FPDM: explicit blocks before the implicit layer"})
     post_depth: int = field(default=1, metadata={"help": "FPDM: explicit blocks after the implicit layer"})
     sample_iterations: int = field(
-        default=8, metadata={"help": "FPDM: default iterations per call at sampling"}
+        default=12, metadata={"help": "FPDM: default iterations per call at sampling"}
     )
-    depth: int = field(default=10, metadata={"help": "DiT: number of blocks"})
+    depth: int = field(
+        default=14,
+        metadata={"help": "DiT: number of blocks (default: FPDM's 1 + 12 + 1 evaluations per step)"},
+    )
     backprop: str = field(
         default="sjfb",
         metadata={"help": "gradient through the fixed point", "choices": ["sjfb", "jfb", "full"]},
     )
     no_grad_min: int = field(default=0, metadata={"help": "S-JFB: fewest no-grad iterations per step"})
-    no_grad_max: int = field(default=6, metadata={"help": "S-JFB: most no-grad iterations per step"})
+    no_grad_max: int = field(default=8, metadata={"help": "S-JFB: most no-grad iterations per step"})
     grad_min: int = field(default=1, metadata={"help": "S-JFB: fewest graph-recording iterations per step"})
     grad_max: int = field(default=3, metadata={"help": "S-JFB: most graph-recording iterations per step"})
     learning_rate: float = field(default=3e-4, metadata={"help": "AdamW peak learning rate"})

@@ -5,6 +5,7 @@ from genkit.pipelines.fpdm.pipeline_fpdm import (
     FPDMPipeline,
     FPDMPipelineOutput,
     allocate_iterations,
+    load_fpdm,
 )
 
-__all__ = ["ALLOCATIONS", "FPDMPipeline", "FPDMPipelineOutput", "allocate_iterations"]
+__all__ = ["ALLOCATIONS", "FPDMPipeline", "FPDMPipelineOutput", "allocate_iterations", "load_fpdm"]

@@ -15,6 +15,7 @@ Examples:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -189,3 +190,21 @@ class FPDMPipeline(DiffusionPipeline):
         return FPDMPipelineOutput(
             images=images, block_evaluations=evaluations, flops=flops, iterations=iters, residuals=residuals
         )
+
+
+def load_fpdm(
+    path: str | os.PathLike,
+    scheduler: str | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> FPDMPipeline:
+    """An ``FPDMPipeline`` folder on ``device`` in ``dtype`` (fp16 weights are upcast), with the named
+    diffusers scheduler (``ddim``, ``dpm``, ``euler``; None keeps the saved one) and no progress bar."""
+    # diffusers loads a component class named in model_index.json only once its module is imported
+    import genkit.models.transformer_dit  # noqa: F401
+    import genkit.models.transformer_fpdm  # noqa: F401
+    from genkit.pipelines.text2img import set_scheduler
+
+    pipe = set_scheduler(FPDMPipeline.from_pretrained(str(path)), scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device=device, dtype=dtype)

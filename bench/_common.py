@@ -1,0 +1,47 @@
+"""What every benchmark shares: a record of the machine and an atomic JSON write."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from genkit.utils import atomic_file
+
+
+def machine(device: str) -> dict:
+    info = {
+        "device": device,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _strict(x):
+    """NaN/inf (e.g. diversity with one image per prompt) -> None, so the file is strict JSON."""
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_strict(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def write_result(path: str | Path, result: dict) -> Path:
+    """Write ``result`` as indented, strict JSON atomically and say where."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out) as tmp:
+        tmp.write_text(json.dumps(_strict(result), indent=2, allow_nan=False) + "\n")
+    print(f"wrote {out}")
+    return out
