@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= outputs/demo
 
-.PHONY: demo test test-all setup weights weights-fpdm bench lint clean
+.PHONY: demo test test-all setup weights weights-fpdm weights-student bench lint clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,7 @@ weights: $(STAMP)
 	cp -r runs/text2img/model genkit/assets/text2img-shapes
 	cp -r runs/classifier/model genkit/assets/shapes-oracle
 	$(MAKE) weights-fpdm
+	$(MAKE) weights-student
 
 # FPDM and its DiT baseline on the bundled text2img-shapes VAE and text encoder, equal steps and batch
 # (an S-JFB step costs 1/2.6 of a DiT-14 step; bench/fpdm_vs_dit.py measures it).
@@ -51,10 +52,20 @@ weights-fpdm: $(STAMP)
 	cp -r runs/fpdm/model genkit/assets/fpdm-shapes
 	cp -r runs/dit/model genkit/assets/dit-shapes
 
+# One-step students of the bundled text2img-shapes teacher, from prompts only (genkit distill).
+weights-student: $(STAMP)
+	$(BIN)/genkit distill --method dmd --out runs/student --max-train-steps 400 --gan-weight 1e-3 --save-dtype fp16
+	$(BIN)/genkit distill --method vsd --out runs/student-vsd --max-train-steps 400 --save-dtype fp16
+	rm -rf genkit/assets/student-shapes genkit/assets/student-vsd-shapes
+	cp -r runs/student/model genkit/assets/student-shapes
+	cp -r runs/student-vsd/model genkit/assets/student-vsd-shapes
+
 bench: $(STAMP)
 	$(BIN)/python bench/vae.py
 	$(BIN)/python bench/text2img.py
 	$(BIN)/python bench/fpdm_vs_dit.py
+	$(BIN)/python bench/distill.py
+	$(BIN)/python bench/nerf.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .

@@ -27,16 +27,19 @@ def load_pipeline(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ):
-    """A ``StableDiffusionPipeline`` or ``FPDMPipeline`` folder, on ``device`` in ``dtype``, with the named
+    """A ``StableDiffusionPipeline``, ``FPDMPipeline`` or ``OneStepPipeline`` folder, on ``device`` in ``dtype``, with the named
     diffusers scheduler (``ddim``, ``dpm``, ``euler``; None keeps the saved one) and no progress bar."""
     from genkit.pipelines.fpdm import load_fpdm
+    from genkit.pipelines.one_step import load_one_step
     from genkit.pipelines.text2img import load_text2img
 
     name = pipeline_class_name(path)
     if name == "FPDMPipeline":
         return load_fpdm(path, scheduler=scheduler, device=device, dtype=dtype)
+    if name == "OneStepPipeline":  # a student samples with its own LCMScheduler at its saved timesteps
+        return load_one_step(path, device=device, dtype=dtype)
     if name == "StableDiffusionPipeline":
         return load_text2img(path, scheduler=scheduler, device=device, dtype=dtype)
     raise ValueError(
-        f"unsupported pipeline class {name!r} (expected StableDiffusionPipeline or FPDMPipeline)"
+        f"unsupported pipeline class {name!r} (expected StableDiffusionPipeline, FPDMPipeline or OneStepPipeline)"
     )

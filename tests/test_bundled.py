@@ -15,6 +15,16 @@ from genkit.metrics.scores import prompt_accuracy
 
 MODELS = bundled_models()
 T2I = Path(MODELS["text2img-shapes"]["path"])
+PROMPTS = [
+    "a small red circle at the top left",
+    "a large blue square in the center",
+    "a small yellow triangle at the bottom right",
+    "a large purple cross at the top right",
+    "a large green triangle at the bottom left",
+    "a small blue cross in the center",
+    "a large red square at the top right",
+    "a small purple circle at the bottom left",
+]
 
 
 def test_assets_are_small_fp16_safetensors():
@@ -44,16 +54,7 @@ def test_oracle_reads_real_images():
 def test_diffusers_loads_bundled_model_and_draws_the_prompts():
     pipe = StableDiffusionPipeline.from_pretrained(T2I)  # diffusers' own class, no genkit code
     pipe.set_progress_bar_config(disable=True)
-    prompts = [
-        "a small red circle at the top left",
-        "a large blue square in the center",
-        "a small yellow triangle at the bottom right",
-        "a large purple cross at the top right",
-        "a large green triangle at the bottom left",
-        "a small blue cross in the center",
-        "a large red square at the top right",
-        "a small purple circle at the bottom left",
-    ]
+    prompts = PROMPTS
     gens = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
     images = pipe(
         prompts, num_inference_steps=15, guidance_scale=4.0, generator=gens, output_type="pt"
@@ -62,3 +63,22 @@ def test_diffusers_loads_bundled_model_and_draws_the_prompts():
     pred = load_oracle().predict(images * 2 - 1)
     assert prompt_accuracy(pred, prompt_labels(prompts)) >= 0.75
     assert all(not parse_caption(p).heldout for p in prompts)
+
+
+def test_bundled_one_step_students_draw_the_prompts_in_one_step():
+    from genkit.pipelines import load_pipeline
+
+    prompts = PROMPTS
+    for name in ("student-shapes", "student-vsd-shapes"):
+        path = Path(MODELS[name]["path"])
+        index = json.loads((path / "model_index.json").read_text())
+        assert index["_class_name"] == "OneStepPipeline" and index["student_timesteps"] == [999]
+        for f in path.rglob("*.safetensors"):
+            with safe_open(f, "pt") as st:
+                assert {st.get_tensor(k).dtype for k in st.keys()} == {torch.float16}
+        pipe = load_pipeline(path)
+        gens = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
+        images = pipe(prompts, generator=gens, output_type="pt").images
+        assert images.shape == (8, 3, 32, 32) and np.isfinite(images.numpy()).all()
+        pred = load_oracle().predict(images * 2 - 1)
+        assert prompt_accuracy(pred, prompt_labels(prompts)) >= 0.75, name

@@ -1,7 +1,8 @@
 """``genkit generate PROMPT... [--model NAME|PATH] [--steps N] [--scheduler S] ...``: images and a grid.
 
-``--model`` takes a bundled name (``genkit models``; ``fpdm`` and ``dit`` are short for ``fpdm-shapes`` and
-``dit-shapes``) or a diffusers pipeline folder (Stable Diffusion or FPDM). For FPDM models
+``--model`` takes a bundled name (``genkit models``; ``fpdm``, ``dit`` and ``student`` are short for
+``fpdm-shapes``, ``dit-shapes`` and ``student-shapes``) or a diffusers pipeline folder (Stable Diffusion,
+FPDM, or a student written by ``genkit distill``, which ignores ``--guidance`` and ``--scheduler``). For FPDM models
 ``--iterations``, ``--allocation`` and ``--warm-start/--no-warm-start`` set the fixed-point budget per
 step, how it is spread over the steps, and the reuse of the previous step's solution."""
 
@@ -32,7 +33,10 @@ class GenerateConfig:
             "or a diffusers Stable Diffusion / FPDM pipeline folder"
         },
     )
-    steps: int = field(default=25, metadata={"help": "denoising steps"})
+    steps: int | None = field(
+        default=None,
+        metadata={"help": "denoising steps (default: 25; a distilled student: the steps it was trained for)"},
+    )
     scheduler: str = field(
         default="dpm", metadata={"help": "diffusers scheduler", "choices": ["ddim", "dpm", "euler"]}
     )
@@ -64,7 +68,7 @@ class GenerateConfig:
     def __post_init__(self):
         if not self.prompt or any(not p.strip() for p in self.prompt):
             raise GenkitError("prompt must not be empty")
-        if self.steps <= 0:
+        if self.steps is not None and self.steps <= 0:
             raise GenkitError(f"--steps must be a positive integer, got {self.steps}")
         if self.num_images <= 0:
             raise GenkitError(f"--num-images must be a positive integer, got {self.num_images}")
@@ -93,7 +97,9 @@ def resolve_model(name_or_path: str | None) -> Path:
     otherwise."""
     from genkit.assets import bundled_models
 
-    bundled = {k: v for k, v in bundled_models().items() if v["kind"] in ("text2img", "fpdm", "dit")}
+    bundled = {
+        k: v for k, v in bundled_models().items() if v["kind"] in ("text2img", "fpdm", "dit", "student")
+    }
     aliases = {a: k for k, v in bundled.items() for a in v.get("aliases", [])}
     name_or_path = default_model() if name_or_path is None else aliases.get(name_or_path, name_or_path)
     if name_or_path in bundled:
@@ -139,11 +145,18 @@ def run(cfg: GenerateConfig) -> Path:
     from tqdm.auto import tqdm
 
     from genkit.pipelines.fpdm import FPDMPipeline
+    from genkit.pipelines.one_step import OneStepPipeline
 
     out = ensure_writable_dir(cfg.out)  # fail before any work if the folder is unusable
     pipe = load_pipeline(cfg.model, cfg.scheduler, cfg.device)
     model = cfg.model or default_model()
     fpdm = isinstance(pipe, FPDMPipeline)
+    steps = cfg.steps or 25
+    if isinstance(pipe, OneStepPipeline):  # guidance is distilled in; steps are the student's timesteps
+        trained = len(pipe.config.student_timesteps)
+        if cfg.steps is not None and cfg.steps > trained:
+            raise GenkitError(f"{model!r} is a {trained}-step student: --steps must be 1..{trained}")
+        steps = cfg.steps or trained
     fpdm_args = {}
     if fpdm:
         fpdm_args = dict(
@@ -159,7 +172,7 @@ def run(cfg: GenerateConfig) -> Path:
         with torch.no_grad():
             res = pipe(
                 [prompt] * cfg.num_images,
-                num_inference_steps=cfg.steps,
+                num_inference_steps=steps,
                 guidance_scale=cfg.guidance,
                 generator=gens,
                 output_type="np",
@@ -183,7 +196,7 @@ def run(cfg: GenerateConfig) -> Path:
                     "file_name": name,
                     "text": prompt,
                     "seed": cfg.seed + j,
-                    "steps": cfg.steps,
+                    "steps": steps,
                     "scheduler": cfg.scheduler,
                     "guidance": cfg.guidance,
                     "model": model,

@@ -1,0 +1,95 @@
+"""Multi-resolution hash grid encoding (Instant-NGP, Mueller et al. 2022): the torch reference.
+
+Level ``l`` has resolution ``N_l = floor(base_resolution * growth^l)`` with
+``growth = (max_resolution / base_resolution)^(1 / (levels - 1))``. A point in [0, 1]^3 is looked up at the
+8 corners of its cell on every level and trilinearly interpolated. Levels whose ``(N_l + 1)^3`` vertices fit
+in the table are indexed densely (no collisions, a cheap win pure-torch ports skip); finer levels use
+Instant-NGP's spatial hash ``(x * 1) ^ (y * 2654435761) ^ (z * 805459861) mod T``. The output concatenates
+the levels' features: (N, levels * features_per_level).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["HashGridEncoding", "PRIMES"]
+
+PRIMES = (1, 2654435761, 805459861)
+_CORNERS = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])  # (8, 3) offsets
+
+
+class HashGridEncoding(nn.Module):
+    def __init__(
+        self,
+        levels: int = 16,
+        features_per_level: int = 2,
+        log2_table_size: int = 19,
+        base_resolution: int = 16,
+        max_resolution: int = 2048,
+        init_scale: float = 1e-4,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        if backend not in ("torch", "triton", "auto"):
+            raise ValueError(f"backend must be 'torch', 'triton' or 'auto', got {backend!r}")
+        self.backend = backend
+        if levels < 1 or features_per_level < 1 or log2_table_size < 1:
+            raise ValueError("levels, features_per_level and log2_table_size must be positive")
+        self.levels, self.features_per_level = levels, features_per_level
+        self.table_size = 2**log2_table_size
+        growth = math.exp((math.log(max_resolution) - math.log(base_resolution)) / max(levels - 1, 1))
+        self.resolutions = [int(math.floor(base_resolution * growth**lvl + 1e-6)) for lvl in range(levels)]
+        self.dense = [(r + 1) ** 3 <= self.table_size for r in self.resolutions]
+        self.register_buffer("_res", torch.tensor(self.resolutions, dtype=torch.int32), persistent=False)
+        self.register_buffer("_dense", torch.tensor(self.dense, dtype=torch.int32), persistent=False)
+        self.tables = nn.Parameter(
+            torch.empty(levels, self.table_size, features_per_level).uniform_(-init_scale, init_scale)
+        )
+
+    @property
+    def out_dim(self) -> int:
+        return self.levels * self.features_per_level
+
+    def corner_indices(self, level: int, corners: torch.Tensor) -> torch.Tensor:
+        """Table rows of integer grid ``corners`` (..., 3) on ``level``."""
+        r = self.resolutions[level]
+        if self.dense[level]:
+            return corners[..., 0] + (r + 1) * (corners[..., 1] + (r + 1) * corners[..., 2])
+        h = corners[..., 0] * PRIMES[0] ^ corners[..., 1] * PRIMES[1] ^ corners[..., 2] * PRIMES[2]
+        return h & (self.table_size - 1)
+
+    def use_triton(self, device) -> bool:
+        from genkit.render.kernels import triton_available, triton_usable
+
+        if self.backend == "triton":
+            if not triton_available():
+                raise RuntimeError("backend='triton' needs the triton package (pip install triton)")
+            return True
+        return self.backend == "auto" and torch.device(device).type == "cuda" and triton_usable(device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, 3) in [0, 1] -> features (N, levels * features_per_level). With the Triton backend,
+        gradients reach the tables only."""
+        if self.use_triton(x.device):
+            from genkit.render.kernels.triton_hashgrid import hashgrid_triton
+
+            return hashgrid_triton(x, self.tables, self._res, self._dense).to(self.tables.dtype)
+        return self._forward_torch(x)
+
+    def _forward_torch(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.clamp(0, 1)
+        offsets = _CORNERS.to(x.device)
+        out = []
+        for lvl, r in enumerate(self.resolutions):
+            pos = x * r
+            cell = pos.floor().clamp(max=r - 1)
+            frac = pos - cell  # (N, 3) in [0, 1]
+            corners = cell.long()[:, None, :] + offsets[None]  # (N, 8, 3)
+            idx = self.corner_indices(lvl, corners)  # (N, 8)
+            w = torch.where(offsets[None].bool(), frac[:, None, :], 1 - frac[:, None, :]).prod(-1)  # (N, 8)
+            feats = self.tables[lvl][idx]  # (N, 8, F)
+            out.append((w[..., None] * feats).sum(1))
+        return torch.cat(out, dim=-1)
