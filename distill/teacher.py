@@ -100,6 +100,13 @@ class DistillConfig:
     save_dtype: str = field(
         default="fp32", metadata={"help": "dtype of the saved pipeline", "choices": ["fp32", "fp16"]}
     )
+    decoder: str | None = field(
+        default=None,
+        metadata={
+            "help": "decoder folder to ship with the student instead of the teacher's VAE (genkit train "
+            "tiny-decoder); training does not use it"
+        },
+    )
 
     def fake_lr(self, kind: str) -> float:
         return self.fake_learning_rate or (1e-3 if kind == "lora" else 2e-5)
@@ -119,6 +126,10 @@ class DistillConfig:
             raise GenkitError("need 1 <= guidance <= guidance-max")
         if min(self.gan_weight, self.gan_disc_weight, self.regression_weight) < 0:
             raise GenkitError("loss weights must be non-negative")
+        if self.decoder is not None and not (Path(self.decoder) / "config.json").is_file():
+            raise GenkitError(
+                f"--decoder {self.decoder!r} is not a model folder (genkit train tiny-decoder writes RUN/model)"
+            )
 
 
 class Teacher:
@@ -263,17 +274,27 @@ def noise_like(teacher: Teacher, cfg: DistillConfig, device) -> torch.Tensor:
 
 
 def export_student(
-    teacher: Teacher, student, timesteps: list[int], out: Path, dtype: str, info: dict | None = None
+    teacher: Teacher,
+    student,
+    timesteps: list[int],
+    out: Path,
+    dtype: str,
+    info: dict | None = None,
+    decoder: str | None = None,
 ) -> Path:
     """The student as a ``OneStepPipeline`` (teacher's VAE, text encoder and tokenizer; LCMScheduler), and
     ``info`` (method, steps, wall time) as ``distill.json`` beside it."""
+    from diffusers import AutoencoderTiny
+
     from genkit.pipelines.one_step import OneStepPipeline
     from genkit.pipelines.one_step.pipeline_one_step import student_scheduler
     from genkit.training.latents import save_pipeline
 
     pipe = OneStepPipeline(
         denoiser=student,
-        vae=teacher.pipe.vae,
+        vae=teacher.pipe.vae
+        if decoder is None
+        else AutoencoderTiny.from_pretrained(decoder).to(teacher.pipe.device),
         text_encoder=teacher.pipe.text_encoder,
         tokenizer=teacher.pipe.tokenizer,
         scheduler=student_scheduler(teacher.pipe.scheduler.config, len(timesteps)),
@@ -350,6 +371,6 @@ def finish(accelerator, teacher: Teacher, student, ema, timesteps, cfg: DistillC
     final = Path(cfg.out) / "model"
     if accelerator.is_main_process:
         info = {**info, "config": dataclasses.asdict(cfg)}
-        export_student(teacher, final_student, timesteps, final, cfg.save_dtype, info)
+        export_student(teacher, final_student, timesteps, final, cfg.save_dtype, info, cfg.decoder)
     accelerator.end_training()
     return final

@@ -200,3 +200,27 @@ def test_cli_bad_input_is_one_line(args, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "o" / "model").exists()
+
+
+def test_tiny_decoder_trains_and_ships_with_a_student(teacher_dir, tmp_path):
+    from genkit.training.tiny_decoder import TinyDecoderTrainConfig, train_tiny_decoder
+
+    dec = train_tiny_decoder(
+        TinyDecoderTrainConfig(
+            vae_from=str(teacher_dir),
+            out=str(tmp_path / "dec"),
+            channels=8,
+            max_train_steps=2,
+            batch_size=4,
+            num_train_images=16,
+            checkpointing_steps=1,
+        )
+    )
+    model = train_dmd(tiny(teacher_dir, tmp_path / "s", fake_updates=1, max_train_steps=1, decoder=str(dec)))
+    index = json.loads((model / "model_index.json").read_text())
+    assert index["vae"] == ["diffusers", "AutoencoderTiny"]
+    pipe = load_one_step(model)
+    a = pipe(PROMPT, generator=torch.Generator().manual_seed(0), output_type="np").images
+    assert a.shape == (1, 32, 32, 3) and np.isfinite(a).all()
+    with pytest.raises(GenkitError, match="not a model folder"):
+        DistillConfig(decoder=str(tmp_path / "missing"))

@@ -1,4 +1,4 @@
-"""``genkit train {tokenizer,vae,text2img,classifier,fpdm} ...``: every part of the embedded models.
+"""``genkit train {tokenizer,vae,text2img,classifier,tiny-decoder,fpdm} ...``: every part of the embedded models.
 
 Each trainer runs on accelerate (``accelerate launch -m genkit train ...`` for several GPUs or nodes),
 shows a progress bar with ETA, saves resumable checkpoints under ``OUT/checkpoints`` and resumes from the
@@ -11,6 +11,7 @@ from genkit.cli._args import OneLineArgumentParser, add_dataclass_args, from_arg
 from genkit.training.classifier import ClassifierTrainConfig, train_classifier
 from genkit.training.fpdm import FPDMTrainConfig, train_fpdm
 from genkit.training.text2img import Text2ImgTrainConfig, train_text2img
+from genkit.training.tiny_decoder import TinyDecoderTrainConfig, train_tiny_decoder
 from genkit.training.tokenizer import TokenizerTrainConfig, train_tokenizer
 from genkit.training.vae import VAETrainConfig, train_vae
 
@@ -26,6 +27,11 @@ TRAINERS = {
         ClassifierTrainConfig,
         train_classifier,
         "train the oracle classifier used by the metrics",
+    ),
+    "tiny-decoder": (
+        TinyDecoderTrainConfig,
+        train_tiny_decoder,
+        "train a small AutoencoderTiny decoder for a pipeline's latents (for fast one-step students)",
     ),
     "fpdm": (
         FPDMTrainConfig,

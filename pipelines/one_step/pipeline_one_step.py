@@ -58,7 +58,11 @@ class OneStepPipeline(DiffusionPipeline):
             denoiser=denoiser, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler
         )
         self.register_to_config(student_timesteps=ts)
-        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        # an AutoencoderKL, or an AutoencoderTiny decoder (genkit train tiny-decoder)
+        blocks = (
+            getattr(self.vae.config, "block_out_channels", None) or self.vae.config.decoder_block_out_channels
+        )
+        self.vae_scale_factor = 2 ** (len(blocks) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
