@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= outputs/demo
 
-.PHONY: demo test test-all setup weights weights-fpdm weights-student bench lint clean
+.PHONY: demo test test-all setup weights weights-fpdm weights-student weights-avatar bench lint clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,7 @@ weights: $(STAMP)
 	cp -r runs/classifier/model genkit/assets/shapes-oracle
 	$(MAKE) weights-fpdm
 	$(MAKE) weights-student
+	$(MAKE) weights-avatar
 
 # FPDM and its DiT baseline on the bundled text2img-shapes VAE and text encoder, equal steps and batch
 # (an S-JFB step costs 1/2.6 of a DiT-14 step; bench/fpdm_vs_dit.py measures it).
@@ -52,13 +53,24 @@ weights-fpdm: $(STAMP)
 	cp -r runs/fpdm/model genkit/assets/fpdm-shapes
 	cp -r runs/dit/model genkit/assets/dit-shapes
 
-# One-step students of the bundled text2img-shapes teacher, from prompts only (genkit distill).
+# One-step students of the bundled text2img-shapes teacher, from prompts only (genkit distill). The DMD
+# student ships with a small AutoencoderTiny decoder of the teacher's latents (genkit train tiny-decoder);
+# its training does not use the decoder, which only replaces the KL VAE in the exported pipeline.
 weights-student: $(STAMP)
-	$(BIN)/genkit distill --method dmd --out runs/student --max-train-steps 400 --gan-weight 1e-3 --save-dtype fp16
+	$(BIN)/genkit train tiny-decoder --out runs/tiny-decoder --save-dtype fp16
+	$(BIN)/genkit distill --method dmd --out runs/student --max-train-steps 400 --gan-weight 1e-3 --save-dtype fp16 \
+		--decoder runs/tiny-decoder/model
 	$(BIN)/genkit distill --method vsd --out runs/student-vsd --max-train-steps 400 --save-dtype fp16
 	rm -rf genkit/assets/student-shapes genkit/assets/student-vsd-shapes
 	cp -r runs/student/model genkit/assets/student-shapes
 	cp -r runs/student-vsd/model genkit/assets/student-vsd-shapes
+
+# The head avatar of genkit's procedural head (bench/avatar.py trains it the same way, with its baselines).
+weights-avatar: $(STAMP)
+	$(BIN)/genkit avatar data --out runs/head
+	$(BIN)/genkit avatar train --data runs/head --out runs/avatar --max-train-steps 1000 --save-dtype fp16
+	rm -rf genkit/assets/avatar-head
+	cp -r runs/avatar/model genkit/assets/avatar-head
 
 bench: $(STAMP)
 	$(BIN)/python bench/vae.py
@@ -66,6 +78,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/fpdm_vs_dit.py
 	$(BIN)/python bench/distill.py
 	$(BIN)/python bench/nerf.py
+	$(BIN)/python bench/avatar.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 
+from genkit.metrics.image import ssim
 from genkit.render.datasets import camera_rays, load_scene
 from genkit.render.estimators import uniform_sampling
 from genkit.render.trainer import NerfTrainConfig, load_field, orbit_poses, render_image, train_nerf
@@ -36,26 +37,6 @@ if not torch.cuda.is_available():  # Triton kernels run under the interpreter, f
 
 RESULTS = Path(__file__).parent / "results" / "nerf.json"
 LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "lego_100"
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    """SSIM of two (H, W, 3) images in [0, 1] (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5)."""
-    x = torch.arange(11, dtype=torch.float32) - 5
-    g = torch.exp(-(x**2) / (2 * 1.5**2))
-    w = (g[:, None] * g[None, :]) / g.sum() ** 2
-    w = w.expand(3, 1, 11, 11)
-    a, b = a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None]
-
-    def blur(z):
-        return F.conv2d(z, w, groups=3)
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a**2
-    var_b = blur(b * b) - mu_b**2
-    cov = blur(a * b) - mu_a * mu_b
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(s.mean())
 
 
 def psnr(a, b) -> float:

@@ -80,6 +80,11 @@ class HashGridEncoding(nn.Module):
         return self._forward_torch(x)
 
     def _forward_torch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lookup(x, self.tables)
+
+    def lookup(self, x: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+        """The torch encoding of ``x`` (N, 3) in [0, 1] with other ``tables`` (levels, T, F) of this
+        layout, e.g. tables blended per frame (genkit.render.avatar's global-hash baseline)."""
         x = x.clamp(0, 1)
         offsets = _CORNERS.to(x.device)
         out = []
@@ -90,6 +95,6 @@ class HashGridEncoding(nn.Module):
             corners = cell.long()[:, None, :] + offsets[None]  # (N, 8, 3)
             idx = self.corner_indices(lvl, corners)  # (N, 8)
             w = torch.where(offsets[None].bool(), frac[:, None, :], 1 - frac[:, None, :]).prod(-1)  # (N, 8)
-            feats = self.tables[lvl][idx]  # (N, 8, F)
+            feats = tables[lvl][idx]  # (N, 8, F)
             out.append((w[..., None] * feats).sum(1))
         return torch.cat(out, dim=-1)

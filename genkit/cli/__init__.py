@@ -27,7 +27,7 @@ def _quiet_libraries() -> None:
 
 
 def build_parser() -> OneLineArgumentParser:
-    from genkit.cli import distill, env, generate, models, nerf, train
+    from genkit.cli import avatar, distill, env, generate, models, nerf, train
     from genkit.cli import eval as eval_cmd
 
     parser = OneLineArgumentParser(
@@ -36,7 +36,7 @@ def build_parser() -> OneLineArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=OneLineArgumentParser
     )
-    for module in (generate, train, distill, nerf, eval_cmd, models, env):
+    for module in (generate, train, distill, nerf, avatar, eval_cmd, models, env):
         module.register(sub)
     return parser
 

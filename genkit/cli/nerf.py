@@ -28,7 +28,7 @@ def _render(ns) -> int:
     from tqdm.auto import tqdm
 
     from genkit.render.trainer import load_field, orbit_poses, render_image
-    from genkit.utils import atomic_file
+    from genkit.utils import atomic_file, write_video
 
     if ns.frames <= 0 or ns.size <= 0:
         raise GenkitError("--frames and --size must be positive")
@@ -41,12 +41,7 @@ def _render(ns) -> int:
     for c2w in tqdm(orbit_poses(ns.frames, ns.radius, ns.elevation), desc="render", unit="frame"):
         img, _ = render_image(field_, estimator, c2w, focal, ns.size, ns.size, cfg)
         frames.append((img.numpy() * 255).round().astype(np.uint8))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out) as tmp:
-        if out.suffix.lower() == ".gif":
-            iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / ns.fps, loop=0)
-        else:
-            iio.imwrite(tmp, np.stack(frames), extension=".mp4", fps=ns.fps)
+    write_video(out, frames, ns.fps)
     strip = out.with_suffix(".png")
     with atomic_file(strip) as tmp:
         iio.imwrite(tmp, np.concatenate(frames[:: max(1, len(frames) // 8)], axis=1), extension=".png")

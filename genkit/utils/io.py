@@ -61,3 +61,18 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_video(path: str | os.PathLike, frames, fps: int) -> Path:
+    """Write (T, H, W, 3) uint8 ``frames`` as ``.mp4`` or ``.gif`` (by the suffix) through imageio, atomically."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
+        if path.suffix.lower() == ".gif":
+            iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
+        else:
+            iio.imwrite(tmp, np.stack(frames), extension=".mp4", fps=fps)
+    return path

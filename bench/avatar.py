@@ -1,0 +1,251 @@
+"""Benchmark the mesh-anchored hash-blendshape avatar against its two baselines, all in one run.
+
+Renders the procedural head's monocular video (genkit avatar data), trains the avatar, the global-hash
+blendshape baseline (NeRFBlendShape-style) and the large-MLP dynamic NeRF with the same steps, rays,
+shell sampler and compositing, then reports for each: PSNR and SSIM (own implementation) inside the head
+mask on held-out expressions (``test_expr``), expressions beyond the training range (``test_extreme``) and
+held-out views (``test_view``); frames per second at 128^2 and 256^2 (warm-up, then repeated rounds over
+the held-out frames; per-stage times: shell rasterization, k-NN search, hash gather+blend, CNN, MLP,
+compositing); and for the two-level k-NN search against brute force on the avatar's own shell samples:
+recall@k and speedup.
+
+Training samples 8 points per ray in the shell, rendering 4 (``genkit avatar render``'s default), for
+every model.
+
+    python bench/avatar.py            # 1000 training steps per model
+    python bench/avatar.py --reuse    # evaluate the models a previous run trained (same steps) again
+    python bench/avatar.py --quick    # 300 steps per model, fewer timing rounds
+
+Writes bench/results/avatar.json and avatar_side_by_side.gif (ground truth | avatar | global hash | big
+MLP on held-out expressions), prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import machine, write_result  # bench/ is on sys.path when run as a script
+
+from genkit.render.avatar import (
+    KNNIndex,
+    Stages,
+    first_neighbours,
+    knn_brute,
+    render_frame,
+    shell_samples,
+)
+from genkit.render.avatar_data import load_head_split, make_head_dataset
+from genkit.render.avatar_trainer import AvatarTrainConfig, load_avatar, render_split, train_avatar
+
+RESULTS = Path(__file__).parent / "results" / "avatar.json"
+MODELS = ("avatar", "global_hash", "big_mlp")
+SPLITS = ("test_expr", "test_extreme", "test_view")
+
+
+def quality(model, data, samples) -> tuple[dict, list]:
+    out, frames = {}, []
+    for split, d in data.items():
+        p, s, images = render_split(model, d, None, samples)
+        out[split] = {"psnr": float(np.mean(p)), "ssim": float(np.mean(s))}
+        if split == "test_expr":
+            frames = images
+    return out, frames
+
+
+def speed(model, d, index, neighbour, size, samples, rounds) -> dict:
+    """Frames per second at ``size``^2 over the held-out frames, after a warm-up, with per-stage ms."""
+    focal = d.focal * size / d.size
+
+    def frame(i, stages):
+        return render_frame(
+            model,
+            d.expressions[i],
+            d.pose[i],
+            d.vertices[i],
+            d.c2w[i],
+            focal,
+            size,
+            index,
+            neighbour,
+            samples,
+            stages=stages,
+        )
+
+    for i in range(2):
+        frame(i, Stages())
+    stages, n = Stages(), 0
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        for i in range(len(d)):
+            frame(i, stages)
+            n += 1
+    seconds = time.perf_counter() - t0
+    return {
+        "fps": n / seconds,
+        "ms_per_frame": 1000 * seconds / n,
+        "stages_ms": {k: 1000 * v / n for k, v in stages.seconds.items()},
+    }
+
+
+def knn_check(d, index, k, samples, thickness) -> dict:
+    """Recall@k and speedup of the two-level search over brute force on shell samples of held-out frames."""
+    t_brute = t_fast = 0.0
+    hits = total = 0
+    for i in range(len(d)):
+        shell = shell_samples(d.vertices[i], d.faces, d.c2w[i], d.focal, d.size, samples, thickness)
+        x = shell.points()
+        t = time.perf_counter()
+        _, ref = knn_brute(x.reshape(-1, 3), d.vertices[i], k)
+        t_brute += time.perf_counter() - t
+        t = time.perf_counter()
+        _, got = index.search(x, d.vertices[i], k)
+        t_fast += time.perf_counter() - t
+        hits += int((ref[:, :, None] == got[:, None, :]).any(-1).sum())
+        total += ref.numel()
+    return {
+        "recall": hits / total,
+        "speedup": t_brute / t_fast,
+        "brute_ms": 1000 * t_brute / len(d),
+        "two_level_ms": 1000 * t_fast / len(d),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="300 steps per model, fewer timing rounds")
+    ap.add_argument(
+        "--steps", type=int, default=None, help="training steps per model (default 1000; quick 300)"
+    )
+    ap.add_argument("--data", default="runs/bench-avatar/head", help="head dataset (rendered if missing)")
+    ap.add_argument("--runs", default="runs/bench-avatar", help="where the three models train")
+    ap.add_argument(
+        "--samples", type=int, default=8, help="training samples per ray in the shell (every model)"
+    )
+    ap.add_argument(
+        "--render-samples",
+        type=int,
+        default=4,
+        help="samples per ray when rendering (every model; CLI default)",
+    )
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="evaluate the models already trained in --runs with the same steps",
+    )
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args(argv)
+    steps = args.steps or (300 if args.quick else 1000)
+    rounds = 1 if args.quick else 3
+    torch.manual_seed(0)
+    t_start = time.perf_counter()
+
+    if not (Path(args.data) / "meta.json").is_file():
+        make_head_dataset(args.data, 128)
+    data = {s: load_head_split(args.data, s) for s in SPLITS}
+    rows, frames, train_minutes = {}, {}, {}
+    for name in MODELS:
+        cfg = AvatarTrainConfig(
+            data=args.data,
+            out=f"{args.runs}/{name}",
+            model=name,
+            max_train_steps=steps,
+            num_samples=args.samples,
+            checkpointing_steps=steps,
+            eval_frames=0,
+            save_dtype="fp16",  # evaluate exactly what would ship
+        )
+        path = Path(cfg.out) / "model"
+        done = path / "avatar.json"
+        if (
+            args.reuse
+            and done.is_file()
+            and json.loads(done.read_text())["train"]["max_train_steps"] == steps
+        ):
+            report = json.loads((Path(cfg.out) / "report.json").read_text())
+            train_minutes[name] = report["train_minutes_this_run"]
+        else:
+            t = time.perf_counter()
+            path = train_avatar(cfg)
+            train_minutes[name] = (time.perf_counter() - t) / 60
+        model, _ = load_avatar(path)
+        index, neighbour = KNNIndex(model.template), first_neighbours(model.faces, len(model.template))
+        q, frames[name] = quality(model, data, args.render_samples)
+        rows[name] = {
+            "quality": q,
+            "train_minutes": train_minutes[name],
+            "params": sum(p.numel() for p in model.parameters()),
+            "speed_128": speed(model, data["test_expr"], index, neighbour, 128, args.render_samples, rounds),
+            "speed_256": speed(model, data["test_expr"], index, neighbour, 256, args.render_samples, 1),
+        }
+        print(
+            f"  {name}: trained {train_minutes[name]:.1f} min, PSNR {q['test_expr']['psnr']:.2f} dB",
+            file=sys.stderr,
+        )
+
+    d = data["test_expr"]
+    index = KNNIndex(d.template)
+    knn = knn_check(d, index, 4, args.render_samples, 0.04)
+
+    import imageio.v3 as iio
+
+    gif = Path(args.out).with_name("avatar_side_by_side.gif")
+    strip = [torch.cat([d.images[i]] + [frames[m][i] for m in MODELS], 1) for i in range(len(d))]
+    iio.imwrite(
+        gif,
+        (torch.stack(strip).clamp(0, 1).numpy() * 255).round().astype(np.uint8),
+        extension=".gif",
+        duration=250,
+        loop=0,
+    )
+
+    a, g, b = (rows[m] for m in MODELS)
+    result = {
+        "psnr_heldout": a["quality"]["test_expr"]["psnr"],
+        "psnr_global_hash": g["quality"]["test_expr"]["psnr"],
+        "psnr_big_mlp": b["quality"]["test_expr"]["psnr"],
+        "fps_128": a["speed_128"]["fps"],
+        "fps_256": a["speed_256"]["fps"],
+        "speedup_vs_big_mlp": a["speed_128"]["fps"] / b["speed_128"]["fps"],
+        "speedup_vs_global_hash": a["speed_128"]["fps"] / g["speed_128"]["fps"],
+        "knn_speedup": knn["speedup"],
+        "knn_recall": knn["recall"],
+        "knn": knn,
+        "samples_per_ray": args.render_samples,
+        "train_samples_per_ray": args.samples,
+        "train_steps": steps,
+        "models": rows,
+        "quick": args.quick,
+        "bench_minutes": (time.perf_counter() - t_start) / 60,
+        "machine": machine("cpu"),
+        "command": " ".join(["python", "bench/avatar.py", *(argv if argv is not None else sys.argv[1:])]),
+    }
+    write_result(args.out, result)
+
+    print(
+        f"{'model':>12} {'PSNR expr':>9} {'PSNR ext':>9} {'PSNR view':>9} {'SSIM':>6} {'fps128':>7} {'fps256':>7} {'train min':>9}"
+    )
+    for name in MODELS:
+        r = rows[name]
+        q = r["quality"]
+        print(
+            f"{name:>12} {q['test_expr']['psnr']:9.2f} {q['test_extreme']['psnr']:9.2f} {q['test_view']['psnr']:9.2f} "
+            f"{q['test_expr']['ssim']:6.3f} {r['speed_128']['fps']:7.1f} {r['speed_256']['fps']:7.1f} {r['train_minutes']:9.1f}"
+        )
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in a["speed_128"]["stages_ms"].items())
+    print(f"avatar stages at 128^2 (ms/frame): {stages}")
+    print(
+        f"k-NN two-level vs brute force: recall@4 {knn['recall']:.4f}, speedup {knn['speedup']:.1f}x; "
+        f"avatar vs big MLP {result['speedup_vs_big_mlp']:.1f}x faster"
+    )
+    print(f"wrote {args.out} and {gif}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,524 @@
+"""Real-time head avatars from mesh-anchored hash-table blendshapes (Bai et al., CVPR 2024), and the two
+baselines it is measured against, in one file.
+
+The avatar (``HashBlendshapeAvatar``):
+
+1. every vertex of the tracked face mesh carries ``num_tables`` small multi-level hash tables;
+2. a CNN in UV space maps the expression code to per-vertex blend weights (a softmax over the tables, so
+   they sum to one), and the tables are merged linearly into one expression-dependent table per vertex;
+3. each ray sample finds its ``k`` nearest deformed vertices with a two-level search (``KNNIndex``: the
+   nearest coarse vertices first, then the fine vertices that belong to them; ``knn_brute`` is the
+   reference), is expressed in each vertex's local frame (normal, tangent, bitangent), looks up the merged
+   tables there and averages the features with distance weights;
+4. a small MLP decodes density and colour; samples lie in a thin shell around the mesh (the rasterized
+   front surface plus or minus ``thickness``), composited by ``genkit.render.volume``.
+
+Everything a frame needs is explicit: ``model.prepare(expression, pose, vertices)`` returns a ``FrameState``
+that ``model.field(x, state, index)`` reads; there is no hidden per-frame state in the modules.
+
+Baselines with the same sampler and compositing: ``GlobalHashBlendshape`` (NeRFBlendShape-style: one hash
+grid per expression coefficient in head space, blended by the coefficients, not attached to the mesh) and
+``BigMLPAvatar`` (a large MLP on positionally encoded head-space points and the expression code).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from genkit.render.avatar_data import rasterize, vertex_normals
+from genkit.render.encodings import PRIMES, HashGridEncoding
+from genkit.render.fields import trunc_exp
+from genkit.render.volume import render_weight_from_density
+
+_CORNERS = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])
+
+
+class Stages:
+    """Per-stage wall-clock seconds (``with stages("mlp"): ...``); ``None`` stages cost nothing."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        return _Stage(self, name)
+
+
+class _Stage:
+    def __init__(self, owner: Stages, name: str):
+        self.owner, self.name = owner, name
+
+    def __enter__(self):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        s = self.owner.seconds
+        s[self.name] = s.get(self.name, 0.0) + time.perf_counter() - self.t0
+
+
+class _NoStage:
+    def __call__(self, name):
+        return self
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+NO_STAGES = _NoStage()
+
+
+# ---------------------------------------------------------------------------------------------- search
+def knn_brute(x: torch.Tensor, vertices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference: distances and indices (N, k) of the ``k`` nearest ``vertices`` (V, 3), nearest first."""
+    d, i = torch.cdist(x, vertices).topk(k, dim=1, largest=False)
+    return d, i
+
+
+def farthest_points(points: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of ``n`` farthest-point samples of ``points`` (V, 3), starting from vertex 0."""
+    chosen = [0]
+    dist = (points - points[0]).norm(dim=-1)
+    for _ in range(n - 1):
+        chosen.append(int(dist.argmax()))
+        dist = torch.minimum(dist, (points - points[chosen[-1]]).norm(dim=-1))
+    return torch.tensor(chosen)
+
+
+class KNNIndex:
+    """Two-level nearest-vertex search for a deforming mesh. Built once on the template: ``num_coarse``
+    farthest-point vertices, and for each the fine vertices whose nearest coarse vertex it is (padded).
+    A query takes the ``probe`` nearest coarse vertices of the deformed mesh, then the nearest of their
+    members. Exact whenever the true neighbours belong to the probed coarse vertices."""
+
+    def __init__(self, template: torch.Tensor, num_coarse: int = 256, probe: int = 4):
+        template = template.float()
+        self.coarse = farthest_points(template, min(num_coarse, len(template)))
+        owner = torch.cdist(template, template[self.coarse]).argmin(1)  # (V,)
+        groups = [torch.nonzero(owner == c).squeeze(1) for c in range(len(self.coarse))]
+        width = max(len(g) for g in groups)
+        self.members = torch.stack([torch.cat([g, g[:1].expand(width - len(g))]) for g in groups])
+        self.valid = torch.stack([torch.arange(width) < len(g) for g in groups])
+        self.probe = min(probe, len(self.coarse))
+
+    def search(self, x: torch.Tensor, vertices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distances and indices (N, k) of (approximately) the ``k`` nearest ``vertices`` of points ``x``
+        (N, 3), nearest first. For the samples of rays, ``x`` (R, S, 3): the coarse level is searched once
+        per ray (at its middle sample) and its candidates are shared by the ray's samples."""
+        rays = x if x.dim() == 3 else x[:, None]
+        _, near = torch.cdist(rays[:, rays.shape[1] // 2], vertices[self.coarse]).topk(
+            self.probe, dim=1, largest=False
+        )
+        cand = self.members[near].flatten(1)  # (R, C)
+        v = vertices[cand]  # (R, C, 3)
+        d2 = (
+            (rays**2).sum(-1, keepdim=True) - 2 * rays @ v.transpose(1, 2) + (v**2).sum(-1)[:, None]
+        )  # (R, S, C)
+        d2 = d2.masked_fill(~self.valid[near].flatten(1)[:, None], float("inf"))
+        d2, j = d2.topk(k, dim=-1, largest=False)
+        idx = cand[:, None].expand(-1, rays.shape[1], -1).gather(-1, j)
+        return d2.clamp(min=0).sqrt().reshape(-1, k), idx.reshape(-1, k)
+
+
+def vertex_frames(vertices: torch.Tensor, faces: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
+    """Local frames (V, 3, 3) of a deformed mesh, rows (tangent, bitangent, normal): the normal from the
+    faces, the tangent towards a fixed neighbouring vertex."""
+    n = vertex_normals(vertices, faces)
+    e = vertices[neighbour] - vertices
+    t = F.normalize(e - (e * n).sum(-1, keepdim=True) * n, dim=-1)
+    return torch.stack([t, torch.cross(n, t, dim=-1), n], dim=1)
+
+
+def first_neighbours(faces: torch.Tensor, num_vertices: int) -> torch.Tensor:
+    """For each vertex, one vertex it shares an edge with (the smallest index)."""
+    a = torch.cat([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
+    b = torch.cat([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
+    out = torch.full((num_vertices,), num_vertices, dtype=torch.long)
+    return out.scatter_reduce(0, a, b, "amin")
+
+
+def template_uv(template: torch.Tensor) -> torch.Tensor:
+    """Spherical UV coordinates (V, 2) in [-1, 1] of a head-like template (about its centroid)."""
+    d = F.normalize(template - template.mean(0), dim=-1)
+    u = torch.atan2(d[:, 0], d[:, 2]) / math.pi
+    v = torch.asin(d[:, 1].clamp(-1, 1)) / (math.pi / 2)
+    return torch.stack([u, -v], -1)
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+@dataclass
+class Shell:
+    """Batched samples of the rays that hit the mesh: ``pixels`` (R,) flat pixel indices, ``origins`` and
+    ``directions`` (R, 3), ``t_starts``/``t_ends`` (R, S)."""
+
+    pixels: torch.Tensor
+    origins: torch.Tensor
+    directions: torch.Tensor
+    t_starts: torch.Tensor
+    t_ends: torch.Tensor
+
+    def points(self) -> torch.Tensor:
+        mid = (self.t_starts + self.t_ends) / 2
+        return self.origins[:, None] + self.directions[:, None] * mid[..., None]
+
+
+def shell_samples(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    c2w: torch.Tensor,
+    focal: float,
+    size: int,
+    num_samples: int,
+    thickness: float,
+    pixels: torch.Tensor | None = None,
+    depth: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Shell:
+    """Samples in the shell ``[t_hit - thickness, t_hit + thickness]`` around the rasterized front surface
+    of the mesh, for the given flat ``pixels`` (default: every pixel the mesh covers). ``depth`` (H*W,) is
+    a precomputed camera depth (inf where empty); ``generator`` jitters the samples (training)."""
+    if depth is None:
+        depth = rasterize(vertices, faces, c2w, focal, size)[2].reshape(-1)
+    if pixels is None:
+        pixels = torch.nonzero(torch.isfinite(depth)).squeeze(1)
+    else:
+        pixels = pixels[torch.isfinite(depth[pixels])]
+    ys, xs = torch.div(pixels, size, rounding_mode="floor"), pixels % size
+    cam = torch.stack(
+        [
+            (xs + 0.5 - size / 2) / focal,
+            -(ys + 0.5 - size / 2) / focal,
+            -torch.ones_like(xs, dtype=torch.float32),
+        ],
+        -1,
+    )
+    t_hit = depth[pixels] * cam.norm(dim=-1)  # camera depth -> distance along the unit ray
+    dirs = F.normalize(cam @ c2w[:3, :3].T, dim=-1)
+    origins = c2w[:3, 3].expand(len(pixels), 3)
+    edges = torch.linspace(-thickness, thickness, num_samples + 1)
+    step = 2 * thickness / num_samples
+    jitter = 0.5 if generator is None else torch.rand(len(pixels), 1, generator=generator)
+    t0 = t_hit[:, None] + edges[None, :-1] + (jitter - 0.5) * step
+    return Shell(pixels, origins, dirs, t0, t0 + step)
+
+
+def composite(rgb: torch.Tensor, sigma: torch.Tensor, shell: Shell, background: float = 1.0):
+    """Volume rendering of batched shell samples: colour (R, 3) on ``background`` and opacity (R,)."""
+    w, _, _ = render_weight_from_density(shell.t_starts, shell.t_ends, sigma)
+    opacity = w.sum(-1)
+    return (w[..., None] * rgb).sum(1) + (1 - opacity[:, None]) * background, opacity
+
+
+# ---------------------------------------------------------------------------------------------- models
+@dataclass
+class FrameState:
+    """What one frame of the avatar needs: deformed vertices (V, 3) and their local frames (V, 3, 3),
+    the pose rotation (3, 3) and the model's expression-dependent parameters (``tables`` or ``code``)."""
+
+    vertices: torch.Tensor
+    frames: torch.Tensor
+    rotation: torch.Tensor
+    tables: torch.Tensor | None = None
+    code: torch.Tensor | None = None
+    blend: torch.Tensor | None = None
+
+
+def pose_rotation(pose: torch.Tensor) -> torch.Tensor:
+    """(yaw, pitch, roll) -> R (3, 3) with world = R @ head (the convention of genkit.render.avatar_data)."""
+    yaw, pitch, roll = pose.unbind(-1)
+    c, s = torch.cos, torch.sin
+    one, zero = torch.ones_like(yaw), torch.zeros_like(yaw)
+    ry = torch.stack([c(yaw), zero, s(yaw), zero, one, zero, -s(yaw), zero, c(yaw)]).view(3, 3)
+    rx = torch.stack([one, zero, zero, zero, c(pitch), -s(pitch), zero, s(pitch), c(pitch)]).view(3, 3)
+    rz = torch.stack([c(roll), -s(roll), zero, s(roll), c(roll), zero, zero, zero, one]).view(3, 3)
+    return ry @ rx @ rz
+
+
+class _AvatarBase(ModelMixin, ConfigMixin):
+    """Shared checks and the mesh buffers (template, faces) every avatar model carries."""
+
+    def _init_mesh(self, num_vertices: int, num_faces: int):
+        self.register_buffer("template", torch.zeros(num_vertices, 3))
+        self.register_buffer("faces", torch.zeros(num_faces, 3, dtype=torch.long))
+
+    def set_mesh(self, template: torch.Tensor, faces: torch.Tensor) -> None:
+        if template.shape != self.template.shape or faces.shape != self.faces.shape:
+            raise ValueError(
+                f"mesh has {len(template)} vertices and {len(faces)} faces; the model was made for "
+                f"{len(self.template)} and {len(self.faces)}"
+            )
+        self.template.copy_(template)
+        self.faces.copy_(faces)
+
+    def check_inputs(self, expression: torch.Tensor, vertices: torch.Tensor) -> None:
+        from genkit.utils import GenkitError
+
+        e = self.config.num_expressions
+        if expression.shape[-1] != e:
+            raise GenkitError(f"expression vector has {expression.shape[-1]} values; this avatar takes {e}")
+        if vertices.shape != self.template.shape:
+            raise GenkitError(
+                f"mesh has {vertices.shape[0]} vertices; this avatar was trained on {self.template.shape[0]}"
+            )
+
+    def render(self, state: FrameState, index, shell: Shell, stages=NO_STAGES):
+        """Colour (R, 3) and opacity (R,) of the shell's rays."""
+        rgb, sigma = self.field(shell.points(), state, index, stages)
+        with stages("composite"):
+            s = shell.t_starts.shape
+            return composite(rgb.view(*s, 3), sigma.view(s), shell)
+
+
+class HashBlendshapeAvatar(_AvatarBase):
+    """Mesh-anchored hash-table blendshapes: ``num_tables`` tables of ``table_size`` rows and ``features``
+    columns per vertex and level (``resolutions``: the local grid of each level, dense where it fits,
+    hashed above), blended per vertex by a UV-space CNN of the expression; ``k`` nearest vertices per
+    sample within ``support`` (the local frame's scale)."""
+
+    @register_to_config
+    def __init__(
+        self,
+        num_vertices: int = 2562,
+        num_faces: int = 5120,
+        num_expressions: int = 12,
+        num_tables: int = 4,
+        table_size: int = 64,
+        features: int = 4,
+        resolutions: tuple[int, ...] = (3, 7),
+        k: int = 4,
+        support: float = 0.15,
+        hidden: int = 64,
+        uv_size: int = 32,
+        cnn_width: int = 16,
+    ):
+        super().__init__()
+        self._init_mesh(num_vertices, num_faces)
+        levels = len(resolutions)
+        self.tables = nn.Parameter(
+            torch.empty(num_vertices, num_tables, levels, table_size, features).uniform_(-1e-2, 1e-2)
+        )
+        side = uv_size // 8
+        self.cnn_in = nn.Linear(num_expressions, cnn_width * side * side)
+        self.cnn = nn.Sequential(
+            *[
+                m
+                for _ in range(3)
+                for m in (
+                    nn.Upsample(scale_factor=2),
+                    nn.Conv2d(cnn_width, cnn_width, 3, padding=1),
+                    nn.SiLU(),
+                )
+            ],
+            nn.Conv2d(cnn_width, num_tables, 3, padding=1),
+        )
+        self.mlp = nn.Sequential(
+            nn.Linear(levels * features + 3, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 4),
+        )
+
+    def blend_weights(self, expression: torch.Tensor) -> torch.Tensor:
+        """Per-vertex blend weights (V, num_tables), non-negative and summing to one."""
+        c = self.config
+        side = c.uv_size // 8
+        uv_map = self.cnn(self.cnn_in(expression).view(1, c.cnn_width, side, side))  # (1, K, uv, uv)
+        uv = template_uv(self.template)[None, None]  # (1, 1, V, 2)
+        w = F.grid_sample(uv_map, uv, align_corners=False, padding_mode="border")[0, :, 0].T  # (V, K)
+        return w.softmax(-1)
+
+    def prepare(self, expression, pose, vertices, neighbour, stages=NO_STAGES) -> FrameState:
+        self.check_inputs(expression, vertices)
+        with stages("cnn"):
+            blend = self.blend_weights(expression)
+        with stages("gather"):
+            tables = torch.einsum("vk,vklts->vlts", blend, self.tables)
+        with stages("search"):
+            frames = vertex_frames(vertices, self.faces, neighbour)
+        return FrameState(vertices, frames, pose_rotation(pose), tables=tables, blend=blend)
+
+    def lookup(self, tables: torch.Tensor, vid: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Trilinear lookups of points ``u`` (M, 3) in [0, 1] in the merged tables (V, L, T, F) of
+        vertices ``vid`` (M,) -> (M, L * F). The 8 corners' rows and weights are built per axis and
+        combined by broadcasting; ``embedding_bag`` gathers and weights them in one fused call."""
+        _, levels, size, feats = tables.shape
+        rows, weights = [], []
+        for lvl, r in enumerate(self.config.resolutions):
+            pos = u * r
+            cell = pos.floor().clamp(max=r - 1)
+            frac = pos - cell
+            c = cell.long()
+            wx, wy, wz = (torch.stack([1 - frac[:, i], frac[:, i]], -1) for i in range(3))  # (M, 2) each
+            weights.append(
+                (wx[:, :, None, None] * wy[:, None, :, None] * wz[:, None, None, :]).reshape(-1, 8)
+            )
+            cx, cy, cz = (torch.stack([c[:, i], c[:, i] + 1], -1) for i in range(3))
+            if (r + 1) ** 3 <= size:  # dense: no collisions
+                row = cx[:, :, None, None] + (r + 1) * (cy[:, None, :, None] + (r + 1) * cz[:, None, None, :])
+            else:  # Instant-NGP's spatial hash
+                row = (
+                    (cx * PRIMES[0])[:, :, None, None]
+                    ^ (cy * PRIMES[1])[:, None, :, None]
+                    ^ (cz * PRIMES[2])[:, None, None, :]
+                )
+                row = row & (size - 1) if size & (size - 1) == 0 else row % size
+            rows.append(row.reshape(-1, 8) + ((vid * levels + lvl) * size)[:, None])
+        rows, weights = torch.stack(rows, 1).reshape(-1, 8), torch.stack(weights, 1).reshape(-1, 8)
+        out = F.embedding_bag(rows, tables.reshape(-1, feats), per_sample_weights=weights, mode="sum")
+        return out.view(len(u), levels * feats)
+
+    def field(self, x, state: FrameState, index: KNNIndex, stages=NO_STAGES):
+        c = self.config
+        with stages("search"):
+            d, nn_ = index.search(x, state.vertices, c.k)  # (N, k)
+            x = x.reshape(-1, 3)
+            q = torch.einsum("nkij,nkj->nki", state.frames[nn_], x[:, None] - state.vertices[nn_]) / c.support
+            w = torch.exp(-((d / (0.5 * c.support)) ** 2)) + 1e-6
+            w = w / w.sum(1, keepdim=True)
+        with stages("gather"):
+            u = (q.clamp(-1, 1) + 1) / 2
+            feats = self.lookup(state.tables, nn_.reshape(-1), u.reshape(-1, 3)).view(len(x), c.k, -1)
+            h = torch.cat([(w[..., None] * feats).sum(1), (w[..., None] * q).sum(1)], -1)
+        with stages("mlp"):
+            out = self.mlp(h)
+        return torch.sigmoid(out[:, 1:]), trunc_exp(out[:, 0] + 1.0)
+
+
+class GlobalHashBlendshape(_AvatarBase):
+    """NeRFBlendShape-style baseline: ``num_expressions + 1`` hash grids over head space (the pose removed),
+    blended by (1, expression) into one grid per frame, decoded by the same small MLP."""
+
+    @register_to_config
+    def __init__(
+        self,
+        num_vertices: int = 2562,
+        num_faces: int = 5120,
+        num_expressions: int = 12,
+        levels: int = 8,
+        log2_table_size: int = 13,
+        features: int = 2,
+        max_resolution: int = 256,
+        hidden: int = 64,
+        extent: float = 1.4,
+    ):
+        super().__init__()
+        self._init_mesh(num_vertices, num_faces)
+        self.encoding = HashGridEncoding(
+            levels, features, log2_table_size, 16, max_resolution, backend="torch"
+        )
+        self.tables = nn.Parameter(
+            torch.empty(num_expressions + 1, *self.encoding.tables.shape).uniform_(-1e-4, 1e-4)
+        )
+        del self.encoding.tables
+        self.mlp = nn.Sequential(
+            nn.Linear(levels * features, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 4),
+        )
+
+    def prepare(self, expression, pose, vertices, neighbour=None, stages=NO_STAGES) -> FrameState:
+        self.check_inputs(expression, vertices)
+        with stages("gather"):
+            coef = torch.cat([expression.new_ones(1), expression])
+            tables = torch.einsum("e,elts->lts", coef, self.tables)
+        return FrameState(vertices, None, pose_rotation(pose), tables=tables)
+
+    def field(self, x, state: FrameState, index=None, stages=NO_STAGES):
+        with stages("gather"):
+            head = x.reshape(-1, 3) @ state.rotation  # R^T x: head space
+            feats = self.encoding.lookup((head / self.config.extent + 1) / 2, state.tables)
+        with stages("mlp"):
+            out = self.mlp(feats)
+        return torch.sigmoid(out[:, 1:]), trunc_exp(out[:, 0] + 1.0)
+
+
+class BigMLPAvatar(_AvatarBase):
+    """Dynamic-NeRF baseline: a ``depth`` x ``width`` MLP on positionally encoded head-space points and the
+    expression code (with a skip connection halfway), as in expression-conditioned NeRF avatars."""
+
+    @register_to_config
+    def __init__(
+        self,
+        num_vertices: int = 2562,
+        num_faces: int = 5120,
+        num_expressions: int = 12,
+        frequencies: int = 8,
+        width: int = 256,
+        depth: int = 8,
+    ):
+        super().__init__()
+        self._init_mesh(num_vertices, num_faces)
+        d_in = 3 + 6 * frequencies + num_expressions
+        self.layers = nn.ModuleList(
+            [
+                nn.Linear(d_in if i == 0 else width + (d_in if i == depth // 2 else 0), width)
+                for i in range(depth)
+            ]
+        )
+        self.out = nn.Linear(width, 4)
+
+    def prepare(self, expression, pose, vertices, neighbour=None, stages=NO_STAGES) -> FrameState:
+        self.check_inputs(expression, vertices)
+        return FrameState(vertices, None, pose_rotation(pose), code=expression)
+
+    def field(self, x, state: FrameState, index=None, stages=NO_STAGES):
+        with stages("mlp"):
+            x = x.reshape(-1, 3)
+            head = x @ state.rotation
+            freqs = 2.0 ** torch.arange(self.config.frequencies, dtype=x.dtype) * math.pi
+            ang = head[..., None] * freqs  # (N, 3, L)
+            enc = torch.cat(
+                [head, ang.sin().flatten(1), ang.cos().flatten(1), state.code.expand(len(x), -1)], -1
+            )
+            h = enc
+            for i, layer in enumerate(self.layers):
+                h = F.relu(layer(torch.cat([h, enc], -1) if i == len(self.layers) // 2 and i > 0 else h))
+            out = self.out(h)
+        return torch.sigmoid(out[:, 1:]), trunc_exp(out[:, 0] + 1.0)
+
+
+MODELS = {"avatar": HashBlendshapeAvatar, "global_hash": GlobalHashBlendshape, "big_mlp": BigMLPAvatar}
+
+
+@torch.no_grad()
+def render_frame(
+    model: _AvatarBase,
+    expression: torch.Tensor,
+    pose: torch.Tensor,
+    vertices: torch.Tensor,
+    c2w: torch.Tensor,
+    focal: float,
+    size: int,
+    index: KNNIndex,
+    neighbour: torch.Tensor,
+    num_samples: int = 8,
+    thickness: float = 0.04,
+    stages=NO_STAGES,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image (H, W, 3) in [0, 1] on white and its opacity (H, W)."""
+    state = model.prepare(expression, pose, vertices, neighbour, stages)
+    with stages("shell"):
+        shell = shell_samples(vertices, model.faces, c2w, focal, size, num_samples, thickness)
+    rgb, opacity = model.render(state, index, shell, stages)
+    with stages("composite"):
+        img = torch.ones(size * size, 3)
+        img[shell.pixels] = rgb
+        alpha = torch.zeros(size * size)
+        alpha[shell.pixels] = opacity
+    return img.view(size, size, 3), alpha.view(size, size)

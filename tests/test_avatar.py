@@ -1,0 +1,295 @@
+"""Head avatars: the procedural head and its rasterizer, the two-level k-NN search, the hash-blendshape
+avatar and its baselines, training, rendering, the shipped avatar, the CLI and its bad inputs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genkit.cli import main
+from genkit.metrics.image import psnr
+from genkit.render.avatar import (
+    MODELS,
+    HashBlendshapeAvatar,
+    KNNIndex,
+    first_neighbours,
+    knn_brute,
+    render_frame,
+    shell_samples,
+)
+from genkit.render.avatar_data import (
+    EXPRESSIONS,
+    ProceduralHead,
+    load_head_split,
+    look_at,
+    make_head_dataset,
+    rasterize,
+)
+from genkit.render.avatar_trainer import AvatarTrainConfig, load_avatar, train_avatar
+from genkit.utils import GenkitError
+
+
+@pytest.fixture(scope="module")
+def head():
+    return ProceduralHead.build()
+
+
+@pytest.fixture(scope="module")
+def head_data(tmp_path_factory):
+    return make_head_dataset(tmp_path_factory.mktemp("head") / "data", size=32, frames=8)
+
+
+def frame(head, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    e = (rng.random(len(EXPRESSIONS)) * scale).astype(np.float32)
+    pose = np.array([0.2, 0.05, 0.0], dtype=np.float32)
+    return torch.from_numpy(e), torch.from_numpy(pose), torch.from_numpy(head.vertices(e, pose))
+
+
+def small_model(head):
+    m = HashBlendshapeAvatar(num_vertices=len(head.template), num_faces=len(head.faces))
+    m.set_mesh(torch.from_numpy(head.template), torch.from_numpy(head.faces).long())
+    return m.eval()
+
+
+def test_rasterizer_covers_a_triangle_exactly():
+    # a right triangle in the z=0 plane seen from z=1 with focal = size: pixel coordinates = x * size + size/2
+    size = 16
+    verts = torch.tensor([[-0.25, 0.25, 0.0], [-0.25, -0.25, 0.0], [0.25, 0.25, 0.0]])
+    face, bary, depth = rasterize(
+        verts, torch.tensor([[0, 1, 2]]), torch.from_numpy(look_at((0, 0, 1))), 16.0, size
+    )
+    covered = face >= 0
+    # pixel centres (i + 0.5) inside x in [4, 12], y in [4, 12], below the diagonal x + y <= 16
+    ii, jj = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    expected = (jj >= 4) & (ii >= 4) & (jj + ii <= 16)
+    assert torch.equal(covered, expected)
+    assert torch.allclose(depth[covered], torch.ones(int(covered.sum())))
+    assert torch.allclose(bary[covered].sum(-1), torch.ones(int(covered.sum())), atol=1e-5)
+
+
+def test_expressions_move_their_regions(head):
+    neutral = head.vertices(np.zeros(len(EXPRESSIONS)))
+    assert np.allclose(neutral, head.template)
+    for i, name in enumerate(EXPRESSIONS):
+        moved = np.linalg.norm(head.vertices(np.eye(len(EXPRESSIONS))[i]) - neutral, axis=1)
+        assert moved.max() > 0.02, name  # every expression does something
+        assert (moved > 0.01).mean() < 0.35, name  # and stays local
+    with pytest.raises(GenkitError, match="12 values"):
+        head.vertices(np.zeros(5))
+
+
+def test_blend_weights_sum_to_one(head):
+    m = small_model(head)
+    w = m.blend_weights(torch.rand(len(EXPRESSIONS)))
+    assert w.shape == (len(head.template), m.config.num_tables)
+    assert (w >= 0).all() and torch.allclose(w.sum(-1), torch.ones(len(w)), atol=1e-6)
+    assert not torch.allclose(w, m.blend_weights(torch.zeros(len(EXPRESSIONS))))  # depends on the expression
+
+
+def test_lookup_interpolates_a_linear_function_exactly(head):
+    m = small_model(head)
+    r0 = m.config.resolutions[0]  # the dense level: row = x + (r+1)(y + (r+1) z)
+    g = (
+        torch.stack(torch.meshgrid(*[torch.arange(r0 + 1.0)] * 3, indexing="ij"), -1)
+        .permute(2, 1, 0, 3)
+        .reshape(-1, 3)
+    )
+    tables = torch.zeros(
+        len(head.template), len(m.config.resolutions), m.config.table_size, m.config.features
+    )
+    tables[:, 0, : len(g), 0] = g @ torch.tensor([1.0, -2.0, 0.5])
+    u = torch.rand(100, 3)
+    vid = torch.randint(0, len(head.template), (100,))
+    out = m.lookup(tables, vid, u)
+    assert torch.allclose(out[:, 0], (u * r0) @ torch.tensor([1.0, -2.0, 0.5]), atol=1e-5)
+
+
+def test_two_level_knn_agrees_with_brute_force(head):
+    e, pose, v = frame(head)
+    faces = torch.from_numpy(head.faces).long()
+    index = KNNIndex(torch.from_numpy(head.template))
+    shell = shell_samples(v, faces, torch.from_numpy(look_at((0, 0, 3.2))), 64 * 1.35, 64, 8, 0.04)
+    x = shell.points()
+    d_ref, ref = knn_brute(x.reshape(-1, 3), v, 4)
+    d, got = index.search(x, v, 4)
+    recall = (ref[:, :, None] == got[:, None, :]).any(-1).float().mean()
+    assert recall >= 0.99
+    assert (d >= d_ref - 1e-5).all()  # never closer than the true neighbours
+    # on the vertices themselves the search is exact
+    d0, i0 = index.search(v[:200], v, 1)
+    assert torch.equal(i0[:, 0], torch.arange(200)) and torch.allclose(d0, torch.zeros_like(d0), atol=1e-3)
+
+
+def test_shell_samples_straddle_the_surface(head):
+    _, _, v = frame(head)
+    faces = torch.from_numpy(head.faces).long()
+    c2w = torch.from_numpy(look_at((0, 0, 3.2)))
+    shell = shell_samples(v, faces, c2w, 32 * 1.35, 32, 4, 0.05)
+    mid = (shell.t_starts[:, 0] + shell.t_ends[:, -1]) / 2  # the surface hit along each ray
+    hit = shell.origins + shell.directions * mid[:, None]
+    d, _ = knn_brute(hit, v, 1)
+    assert d.max() < 0.08  # on the mesh (within a vertex spacing)
+    assert torch.allclose(shell.t_ends[:, -1] - shell.t_starts[:, 0], torch.full((len(mid),), 0.1), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_render_is_deterministic_and_round_trips(name, head, tmp_path):
+    e, pose, v = frame(head)
+    m = MODELS[name]()
+    m.set_mesh(torch.from_numpy(head.template), torch.from_numpy(head.faces).long())
+    m.eval()
+    index, nb = KNNIndex(m.template), first_neighbours(m.faces, len(m.template))
+    c2w = torch.from_numpy(look_at((0, 0, 3.2)))
+    a, alpha = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb)
+    b, _ = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb)
+    assert a.shape == (32, 32, 3) and torch.equal(a, b)
+    assert (alpha[0, 0] == 0) and torch.equal(a[0, 0], torch.ones(3))  # the corner is background
+    m.save_pretrained(tmp_path / name)
+    m2 = MODELS[name].from_pretrained(tmp_path / name).eval()
+    c, _ = render_frame(m2, e, pose, v, c2w, 32 * 1.35, 32, index, nb)
+    assert torch.equal(a, c)
+
+
+def test_bad_inputs_rejected(head, head_data, tmp_path):
+    m = small_model(head)
+    e, pose, v = frame(head)
+    index, nb = KNNIndex(m.template), first_neighbours(m.faces, len(m.template))
+    c2w = torch.from_numpy(look_at((0, 0, 3.2)))
+    with pytest.raises(GenkitError, match="expression vector has 5 values"):
+        render_frame(m, e[:5], pose, v, c2w, 40.0, 32, index, nb)
+    with pytest.raises(GenkitError, match="mesh has 100 vertices"):
+        render_frame(m, e, pose, v[:100], c2w, 40.0, 32, index, nb)
+    with pytest.raises(GenkitError, match="not a head dataset"):
+        load_head_split(tmp_path, "train")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in ("meta.json", "faces.npy", "template.npy"):
+        (broken / f).write_bytes((head_data / f).read_bytes())
+    with pytest.raises(GenkitError, match="missing"):
+        load_head_split(broken, "train")
+    z = dict(np.load(head_data / "train.npz"))
+    np.savez(broken / "train.npz", **{**z, "images": z["images"][:-1]})
+    with pytest.raises(GenkitError, match="do not all have"):
+        load_head_split(broken, "train")
+    with pytest.raises(GenkitError, match="required"):
+        AvatarTrainConfig()
+
+
+def test_fifty_steps_lower_the_loss_and_resume(head_data, tmp_path):
+    cfg = AvatarTrainConfig(
+        data=str(head_data),
+        out=str(tmp_path / "run"),
+        max_train_steps=50,
+        rays_per_step=256,
+        frames_per_step=2,
+        checkpointing_steps=25,
+        eval_frames=2,
+    )
+    model = train_avatar(cfg)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    curve = [c["train_psnr"] for c in report["curve"]]
+    assert np.mean(curve[-2:]) > curve[0] + 3  # PSNR up by several dB: the loss went down
+    assert set(report["psnr"]) == {"test_expr", "test_extreme", "test_view"}
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-50").is_dir()
+    net, meta = load_avatar(model)
+    assert meta["model"] == "avatar" and net.config.num_vertices == 2562
+    # a longer run resumes from step 50 instead of starting again
+    cfg.max_train_steps = 52
+    train_avatar(cfg)
+    report2 = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report2["curve"][0]["step"] == 51
+
+
+def test_shipped_avatar_renders_the_procedural_head():
+    from genkit.cli.avatar import bundled_avatar
+
+    model, meta = load_avatar(bundled_avatar())
+    head = ProceduralHead.build()
+    assert model.config.num_vertices == len(head.template)
+    from genkit.render.avatar_data import render_ground_truth
+
+    e = np.full(len(EXPRESSIONS), 0.3, dtype=np.float32)
+    pose = np.zeros(3, dtype=np.float32)
+    c2w = look_at((0, 0, 3.2))
+    gt, mask, v = render_ground_truth(head, e, pose, c2w, 64 * 1.35, 64)
+    index, nb = KNNIndex(model.template), first_neighbours(model.faces, len(model.template))
+    img, _ = render_frame(
+        model,
+        torch.from_numpy(e),
+        torch.from_numpy(pose),
+        torch.from_numpy(v),
+        torch.from_numpy(c2w),
+        64 * 1.35,
+        64,
+        index,
+        nb,
+    )
+    assert psnr(img, torch.from_numpy(gt), torch.from_numpy(mask)) > 24
+
+
+def test_cli_data_train_render(tmp_path, capsys):
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["avatar", "data", "--out", str(data), "--size", "24", "--frames", "4"]) == 0
+    assert (
+        main(
+            [
+                "avatar",
+                "train",
+                "--data",
+                str(data),
+                "--out",
+                str(run),
+                "--max-train-steps",
+                "2",
+                "--rays-per-step",
+                "64",
+                "--frames-per-step",
+                "1",
+                "--eval-frames",
+                "1",
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "demo.gif"
+    assert (
+        main(
+            [
+                "avatar",
+                "render",
+                "--checkpoint",
+                str(run),
+                "--demo",
+                "--frames",
+                "3",
+                "--size",
+                "24",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert "frames per second" in capsys.readouterr().out and out.is_file()
+    codes = tmp_path / "codes.npy"
+    np.save(codes, np.zeros((2, 5), dtype=np.float32))
+    capsys.readouterr()
+    rc = main(
+        [
+            "avatar",
+            "render",
+            "--checkpoint",
+            str(run),
+            "--expressions",
+            str(codes),
+            "--out",
+            str(tmp_path / "x.mp4"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "5 values; this avatar takes 12" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.mp4").exists()
+    rc = main(["avatar", "train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "r2")])
+    assert rc == 2 and "not a head dataset" in capsys.readouterr().err
