@@ -282,8 +282,9 @@ def export_student(
     info: dict | None = None,
     decoder: str | None = None,
 ) -> Path:
-    """The student as a ``OneStepPipeline`` (teacher's VAE, text encoder and tokenizer; LCMScheduler), and
-    ``info`` (method, steps, wall time) as ``distill.json`` beside it."""
+    """The student as a ``OneStepPipeline`` (the teacher's VAE, or the ``decoder`` folder's
+    ``AutoencoderTiny``; the teacher's text encoder and tokenizer; LCMScheduler), and ``info`` (method,
+    steps, wall time) as ``distill.json`` beside it."""
     from diffusers import AutoencoderTiny
 
     from genkit.pipelines.one_step import OneStepPipeline
