@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 
+from genkit.render.avatar import MODELS as MODEL_CLASSES
 from genkit.render.avatar import (
     KNNIndex,
     Stages,
-    first_neighbours,
     knn_brute,
     render_frame,
     shell_samples,
@@ -116,6 +116,16 @@ def knn_check(d, index, k, samples, thickness) -> dict:
     }
 
 
+def reusable(name: str, path: Path, steps: int) -> bool:
+    """A model trained earlier in ``path`` with ``steps`` steps and today's default architecture."""
+    if not (path / "avatar.json").is_file():
+        return False
+    saved = json.loads((path / "config.json").read_text())
+    fresh = json.loads(json.dumps(dict(MODEL_CLASSES[name]().config)))  # tuples as lists, like the file
+    same_arch = all(saved.get(k) == v for k, v in fresh.items() if not k.startswith("_"))
+    return same_arch and json.loads((path / "avatar.json").read_text())["train"]["max_train_steps"] == steps
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="300 steps per model, fewer timing rounds")
@@ -161,12 +171,8 @@ def main(argv=None) -> int:
             save_dtype="fp16",  # evaluate exactly what would ship
         )
         path = Path(cfg.out) / "model"
-        done = path / "avatar.json"
-        if (
-            args.reuse
-            and done.is_file()
-            and json.loads(done.read_text())["train"]["max_train_steps"] == steps
-        ):
+
+        if args.reuse and reusable(name, path, steps):
             report = json.loads((Path(cfg.out) / "report.json").read_text())
             train_minutes[name] = report["train_minutes_this_run"]
         else:
@@ -174,7 +180,7 @@ def main(argv=None) -> int:
             path = train_avatar(cfg)
             train_minutes[name] = (time.perf_counter() - t) / 60
         model, _ = load_avatar(path)
-        index, neighbour = KNNIndex(model.template), first_neighbours(model.faces, len(model.template))
+        index, neighbour = model.mesh_index()
         q, frames[name] = quality(model, data, args.render_samples)
         rows[name] = {
             "quality": q,

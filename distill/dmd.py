@@ -41,6 +41,7 @@ from genkit.distill.teacher import (
     step_rng,
     student_ema,
     student_sample,
+    student_update,
 )
 from genkit.pipelines.one_step import student_timesteps
 from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint
@@ -166,11 +167,7 @@ def train_dmd(cfg: DistillConfig) -> Path:
                     teacher, student, teacher.encode([prompts[i] for i in idx]), timesteps, 0, noise
                 )[0]
                 loss = loss + cfg.regression_weight * regression_loss(x_reg, target)
-        opt_g.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(student.parameters(), 10.0)
-        opt_g.step()
-        ema.step(accelerator.unwrap_model(student).parameters())
+        student_update(accelerator, opt_g, student, ema, loss)
 
         bar.update(1)
         bar.set_postfix(dm=f"{loss_dm.item():.2e}", fake=f"{loss_fake.item():.4f}")
@@ -180,15 +177,7 @@ def train_dmd(cfg: DistillConfig) -> Path:
 
     # --- export: EMA weights as a OneStepPipeline ----------------------------------------------------
     done = {"method": "dmd", "fake_updates": fake_updates, "steps_this_run": cfg.max_train_steps - start}
-    return finish(
-        accelerator,
-        teacher,
-        student,
-        ema,
-        timesteps,
-        cfg,
-        done | {"train_minutes_this_run": (time.perf_counter() - t0) / 60},
-    )
+    return finish(accelerator, teacher, student, ema, timesteps, cfg, done, t0)
 
 
 def teacher_pairs(teacher: Teacher, prompts: list[str], cfg: DistillConfig, timesteps: list[int]):

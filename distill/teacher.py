@@ -362,16 +362,29 @@ def student_ema(accelerator, student, decay: float):
     return ema
 
 
-def finish(accelerator, teacher: Teacher, student, ema, timesteps, cfg: DistillConfig, info: dict) -> Path:
-    """Copy the EMA weights into the student, export it as ``OUT/model`` (main process) with ``info`` and
-    the config in ``distill.json``, and end the run."""
+def student_update(accelerator, optimizer, student, ema, loss: torch.Tensor) -> None:
+    """One student (generator) step: backward, clip the gradient norm at 10, step, update the EMA."""
+    optimizer.zero_grad(set_to_none=True)
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(student.parameters(), 10.0)
+    optimizer.step()
+    ema.step(accelerator.unwrap_model(student).parameters())
+
+
+def finish(
+    accelerator, teacher: Teacher, student, ema, timesteps, cfg: DistillConfig, info: dict, t0: float
+) -> Path:
+    """Copy the EMA weights into the student, export it as ``OUT/model`` (main process) with ``info``, the
+    minutes since ``t0`` and the config in ``distill.json``, and end the run."""
     import dataclasses
+    import time
 
     final_student = accelerator.unwrap_model(student).eval()
     ema.copy_to(final_student.parameters())
     final = Path(cfg.out) / "model"
     if accelerator.is_main_process:
-        info = {**info, "config": dataclasses.asdict(cfg)}
+        minutes = (time.perf_counter() - t0) / 60
+        info = {**info, "train_minutes_this_run": minutes, "config": dataclasses.asdict(cfg)}
         export_student(teacher, final_student, timesteps, final, cfg.save_dtype, info, cfg.decoder)
     accelerator.end_training()
     return final

@@ -29,6 +29,7 @@ from genkit.distill.teacher import (
     noise_like,
     student_ema,
     student_sample,
+    student_update,
 )
 from genkit.pipelines.one_step import student_timesteps
 from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint
@@ -99,11 +100,7 @@ def train_vsd(cfg: DistillConfig) -> Path:
                 eps_fake = teacher.guided(teacher.eps, fake, x_t, t_dist, states, null_states, guidance)
             sigma = teacher.alpha_sigma(t_dist, x.ndim)[1]
             loss = vsd_loss(x, eps_real, eps_fake, sigma**2)
-        opt_g.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(student.parameters(), 10.0)
-        opt_g.step()
-        ema.step(accelerator.unwrap_model(student).parameters())
+        student_update(accelerator, opt_g, student, ema, loss)
 
         bar.update(1)
         bar.set_postfix(vsd=f"{loss.item():.2e}", fake=f"{loss_fake.item():.4f}")
@@ -113,12 +110,4 @@ def train_vsd(cfg: DistillConfig) -> Path:
 
     # --- export: EMA weights as a OneStepPipeline ----------------------------------------------------
     done = {"method": "vsd", "fake_updates": fake_updates, "steps_this_run": cfg.max_train_steps - start}
-    return finish(
-        accelerator,
-        teacher,
-        student,
-        ema,
-        timesteps,
-        cfg,
-        done | {"train_minutes_this_run": (time.perf_counter() - t0) / 60},
-    )
+    return finish(accelerator, teacher, student, ema, timesteps, cfg, done, t0)

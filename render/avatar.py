@@ -263,6 +263,11 @@ class _AvatarBase(ModelMixin, ConfigMixin):
         self.template.copy_(template)
         self.faces.copy_(faces)
 
+    def mesh_index(self) -> tuple[KNNIndex, torch.Tensor]:
+        """What rendering needs besides a frame, built from the mesh: the two-level k-NN index and each
+        vertex's tangent neighbour."""
+        return KNNIndex(self.template), first_neighbours(self.faces, len(self.template))
+
     def check_inputs(self, expression: torch.Tensor, vertices: torch.Tensor) -> None:
         from genkit.utils import GenkitError
 
@@ -294,7 +299,7 @@ class HashBlendshapeAvatar(_AvatarBase):
         num_vertices: int = 2562,
         num_faces: int = 5120,
         num_expressions: int = 12,
-        num_tables: int = 4,
+        num_tables: int = 3,
         table_size: int = 64,
         features: int = 4,
         resolutions: tuple[int, ...] = (3, 7),

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from genkit.metrics.image import psnr, ssim
-from genkit.render.avatar import MODELS, KNNIndex, first_neighbours, render_frame, shell_samples
+from genkit.render.avatar import MODELS, render_frame, shell_samples
 from genkit.render.avatar_data import HeadData, load_head_split, rasterize
 from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
 from genkit.utils import GenkitError, atomic_dir, atomic_file
@@ -88,7 +88,7 @@ def train_avatar(cfg: AvatarTrainConfig) -> Path:
     data = load_head_split(cfg.data, "train")
     accelerator = make_accelerator(out, cfg.seed)
     model = build_model(cfg.model, data)
-    index, neighbour = KNNIndex(data.template), first_neighbours(data.faces, len(data.template))
+    index, neighbour = model.mesh_index()
     depth = torch.stack(
         [
             rasterize(v, data.faces, c, data.focal, data.size)[2].reshape(-1)
@@ -174,7 +174,7 @@ def render_split(
     model, d: HeadData, frames: int | None = None, num_samples: int = 8, thickness: float = 0.04
 ):
     """Render the first ``frames`` frames of a split: (PSNR list, SSIM list inside the head mask, images)."""
-    index, neighbour = KNNIndex(model.template), first_neighbours(model.faces, len(model.template))
+    index, neighbour = model.mesh_index()
     psnrs, ssims, images = [], [], []
     for i in range(len(d) if frames is None else min(frames, len(d))):
         img, _ = render_frame(

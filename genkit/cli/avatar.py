@@ -104,7 +104,7 @@ def _render(ns) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from genkit.render.avatar import KNNIndex, Stages, first_neighbours, render_frame
+    from genkit.render.avatar import Stages, render_frame
     from genkit.render.avatar_data import ProceduralHead, look_at
     from genkit.render.avatar_trainer import load_avatar
     from genkit.utils import write_video
@@ -133,7 +133,7 @@ def _render(ns) -> int:
         raise GenkitError(
             f"vertices are {tuple(verts.shape)}; expected ({len(expr)}, {len(model.template)}, 3) for this avatar"
         )
-    index, neighbour = KNNIndex(model.template), first_neighbours(model.faces, len(model.template))
+    index, neighbour = model.mesh_index()
     c2w = torch.from_numpy(look_at((0.0, 0.0, 3.2)))
     focal = 1.35 * ns.size
     frames, stages = [], Stages()
