@@ -41,6 +41,20 @@ from genkit.render.volume import render_weight_from_density
 _CORNERS = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])
 
 
+def corner_rows(resolution: int, size: int) -> torch.Tensor:
+    """Table rows (r^3, 8) of the 8 corners of every cell ``x + r (y + r z)`` of a level with ``resolution``
+    r cells per axis in a table of ``size`` rows: dense indexing where the (r + 1)^3 corners fit, Instant-NGP's
+    spatial hash above. Corner order: x, y, z bits from the most significant (as the trilinear weights)."""
+    r = resolution
+    g = torch.arange(r)
+    cells = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).flip(-1).reshape(-1, 3)  # x fastest
+    x, y, z = (cells[:, None] + _CORNERS[None]).unbind(-1)  # (r^3, 8) each
+    if (r + 1) ** 3 <= size:
+        return x + (r + 1) * (y + (r + 1) * z)
+    h = (x * PRIMES[0]) ^ (y * PRIMES[1]) ^ (z * PRIMES[2])
+    return h & (size - 1) if size & (size - 1) == 0 else h % size
+
+
 class Stages:
     """Per-stage wall-clock seconds (``with stages("mlp"): ...``); ``None`` stages cost nothing."""
 
@@ -100,11 +114,17 @@ def farthest_points(points: torch.Tensor, n: int) -> torch.Tensor:
 
 class KNNIndex:
     """Two-level nearest-vertex search for a deforming mesh. Built once on the template: ``num_coarse``
-    farthest-point vertices, and for each the fine vertices whose nearest coarse vertex it is (padded).
-    A query takes the ``probe`` nearest coarse vertices of the deformed mesh, then the nearest of their
-    members. Exact whenever the true neighbours belong to the probed coarse vertices."""
+    farthest-point vertices (the coarse level), and for each the fine vertices whose nearest coarse vertex
+    it is (padded). A query takes the ``probe`` nearest coarse vertices of the deformed mesh, then the
+    nearest of their members: exact whenever the true neighbours belong to the probed coarse vertices.
 
-    def __init__(self, template: torch.Tensor, num_coarse: int = 256, probe: int = 4):
+    For the samples of a ray both levels run once per ray, at its middle sample: the coarse level, then
+    the ``shortlist`` nearest members, among which each sample finds its own ``k`` nearest (``shortlist``
+    None: each sample searches all the members)."""
+
+    def __init__(
+        self, template: torch.Tensor, num_coarse: int = 256, probe: int = 4, shortlist: int | None = 12
+    ):
         template = template.float()
         self.coarse = farthest_points(template, min(num_coarse, len(template)))
         owner = torch.cdist(template, template[self.coarse]).argmin(1)  # (V,)
@@ -113,24 +133,25 @@ class KNNIndex:
         self.members = torch.stack([torch.cat([g, g[:1].expand(width - len(g))]) for g in groups])
         self.valid = torch.stack([torch.arange(width) < len(g) for g in groups])
         self.probe = min(probe, len(self.coarse))
+        self.shortlist = shortlist
 
     def search(self, x: torch.Tensor, vertices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Distances and indices (N, k) of (approximately) the ``k`` nearest ``vertices`` of points ``x``
-        (N, 3), nearest first. For the samples of rays, ``x`` (R, S, 3): the coarse level is searched once
-        per ray (at its middle sample) and its candidates are shared by the ray's samples."""
+        (N, 3), nearest first; for the samples of rays, ``x`` is (R, S, 3)."""
         rays = x if x.dim() == 3 else x[:, None]
-        _, near = torch.cdist(rays[:, rays.shape[1] // 2], vertices[self.coarse]).topk(
-            self.probe, dim=1, largest=False
-        )
-        cand = self.members[near].flatten(1)  # (R, C)
-        v = vertices[cand]  # (R, C, 3)
-        d2 = (
-            (rays**2).sum(-1, keepdim=True) - 2 * rays @ v.transpose(1, 2) + (v**2).sum(-1)[:, None]
-        )  # (R, S, C)
-        d2 = d2.masked_fill(~self.valid[near].flatten(1)[:, None], float("inf"))
+        mid = rays[:, rays.shape[1] // 2]
+        _, near = torch.cdist(mid, vertices[self.coarse]).topk(self.probe, dim=1, largest=False)
+        cand, valid = self.members[near].flatten(1), self.valid[near].flatten(1)  # (R, C)
+        if self.shortlist is not None and rays.shape[1] > 1 and self.shortlist < cand.shape[1]:
+            d2 = ((mid[:, None] - vertices[cand]) ** 2).sum(-1).masked_fill(~valid, float("inf"))
+            cand = cand.gather(1, d2.topk(max(self.shortlist, k), dim=1, largest=False)[1])
+            valid = None
+        d2 = ((rays[:, :, None] - vertices[cand][:, None]) ** 2).sum(-1)  # (R, S, C)
+        if valid is not None:
+            d2 = d2.masked_fill(~valid[:, None], float("inf"))
         d2, j = d2.topk(k, dim=-1, largest=False)
         idx = cand[:, None].expand(-1, rays.shape[1], -1).gather(-1, j)
-        return d2.clamp(min=0).sqrt().reshape(-1, k), idx.reshape(-1, k)
+        return d2.sqrt().reshape(-1, k), idx.reshape(-1, k)
 
 
 def vertex_frames(vertices: torch.Tensor, faces: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
@@ -312,6 +333,8 @@ class HashBlendshapeAvatar(_AvatarBase):
         super().__init__()
         self._init_mesh(num_vertices, num_faces)
         levels = len(resolutions)
+        for lvl, r in enumerate(resolutions):  # fixed by the config: not saved
+            self.register_buffer(f"corner_rows_{lvl}", corner_rows(r, table_size), persistent=False)
         self.tables = nn.Parameter(
             torch.empty(num_vertices, num_tables, levels, table_size, features).uniform_(-1e-2, 1e-2)
         )
@@ -356,35 +379,39 @@ class HashBlendshapeAvatar(_AvatarBase):
             frames = vertex_frames(vertices, self.faces, neighbour)
         return FrameState(vertices, frames, pose_rotation(pose), tables=tables, blend=blend)
 
-    def lookup(self, tables: torch.Tensor, vid: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Trilinear lookups of points ``u`` (M, 3) in [0, 1] in the merged tables (V, L, T, F) of
-        vertices ``vid`` (M,) -> (M, L * F). The 8 corners' rows and weights are built per axis and
-        combined by broadcasting; ``embedding_bag`` gathers and weights them in one fused call."""
+    def lookup(
+        self,
+        tables: torch.Tensor,
+        vid: torch.Tensor,
+        u: torch.Tensor,
+        weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Trilinear lookups of points ``u`` (N, k, 3) in [0, 1] in the merged tables (V, L, T, F) of
+        vertices ``vid`` (N, k), summed over the k neighbours with ``weights`` (N, k) -> (N, L * F); with
+        ``vid`` (N,) and ``u`` (N, 3), one lookup per point. The 8 corner rows of every cell come from a
+        precomputed table (``corner_rows_{level}``), the corner weights from broadcasting; one ``embedding_bag``
+        call gathers and weights all k x 8 rows of a sample and level."""
         _, levels, size, feats = tables.shape
-        rows, weights = [], []
+        if vid.dim() == 1:
+            vid, u = vid[:, None], u[:, None]
+        n, k = vid.shape
+        rows, wts = [], []
         for lvl, r in enumerate(self.config.resolutions):
             pos = u * r
-            cell = pos.floor().clamp(max=r - 1)
+            cell = pos.floor().clamp(0, r - 1)
             frac = pos - cell
             c = cell.long()
-            wx, wy, wz = (torch.stack([1 - frac[:, i], frac[:, i]], -1) for i in range(3))  # (M, 2) each
-            weights.append(
-                (wx[:, :, None, None] * wy[:, None, :, None] * wz[:, None, None, :]).reshape(-1, 8)
-            )
-            cx, cy, cz = (torch.stack([c[:, i], c[:, i] + 1], -1) for i in range(3))
-            if (r + 1) ** 3 <= size:  # dense: no collisions
-                row = cx[:, :, None, None] + (r + 1) * (cy[:, None, :, None] + (r + 1) * cz[:, None, None, :])
-            else:  # Instant-NGP's spatial hash
-                row = (
-                    (cx * PRIMES[0])[:, :, None, None]
-                    ^ (cy * PRIMES[1])[:, None, :, None]
-                    ^ (cz * PRIMES[2])[:, None, None, :]
-                )
-                row = row & (size - 1) if size & (size - 1) == 0 else row % size
-            rows.append(row.reshape(-1, 8) + ((vid * levels + lvl) * size)[:, None])
-        rows, weights = torch.stack(rows, 1).reshape(-1, 8), torch.stack(weights, 1).reshape(-1, 8)
-        out = F.embedding_bag(rows, tables.reshape(-1, feats), per_sample_weights=weights, mode="sum")
-        return out.view(len(u), levels * feats)
+            rows.append(
+                getattr(self, f"corner_rows_{lvl}")[c[..., 0] + r * (c[..., 1] + r * c[..., 2])]
+                + ((vid * levels + lvl) * size)[..., None]
+            )  # (N, k, 8)
+            fx, fy, fz = (torch.stack([1 - f, f], -1) for f in frac.unbind(-1))  # (N, k, 2) each
+            w8 = (fx[..., :, None, None] * fy[..., None, :, None] * fz[..., None, None, :]).flatten(-3)
+            wts.append(w8 if weights is None else w8 * weights[..., None])
+        rows = torch.stack(rows, 1).reshape(n * levels, k * 8)
+        wts = torch.stack(wts, 1).reshape(n * levels, k * 8)
+        out = F.embedding_bag(rows, tables.reshape(-1, feats), per_sample_weights=wts, mode="sum")
+        return out.view(n, levels * feats)
 
     def field(self, x, state: FrameState, index: KNNIndex, stages=NO_STAGES):
         c = self.config
@@ -395,9 +422,8 @@ class HashBlendshapeAvatar(_AvatarBase):
             w = torch.exp(-((d / (0.5 * c.support)) ** 2)) + 1e-6
             w = w / w.sum(1, keepdim=True)
         with stages("gather"):
-            u = (q.clamp(-1, 1) + 1) / 2
-            feats = self.lookup(state.tables, nn_.reshape(-1), u.reshape(-1, 3)).view(len(x), c.k, -1)
-            h = torch.cat([(w[..., None] * feats).sum(1), (w[..., None] * q).sum(1)], -1)
+            feats = self.lookup(state.tables, nn_, (q.clamp(-1, 1) + 1) / 2, w)
+            h = torch.cat([feats, (w[..., None] * q).sum(1)], -1)
         with stages("mlp"):
             out = self.mlp(h)
         return torch.sigmoid(out[:, 1:]), trunc_exp(out[:, 0] + 1.0)
@@ -496,6 +522,15 @@ class BigMLPAvatar(_AvatarBase):
                 h = F.relu(layer(torch.cat([h, enc], -1) if i == len(self.layers) // 2 and i > 0 else h))
             out = self.out(h)
         return torch.sigmoid(out[:, 1:]), trunc_exp(out[:, 0] + 1.0)
+
+
+def compile_field(model: _AvatarBase) -> _AvatarBase:
+    """``model`` with its per-sample field compiled by ``torch.compile`` (dynamic shapes: the number of rays
+    changes every frame): inductor fuses the search, gather and MLP into C++/OpenMP loops on the CPU and
+    Triton kernels on CUDA. The first frame compiles (tens of seconds); render with ``stages=NO_STAGES``
+    (per-stage timers would split the compiled graph)."""
+    model.field = torch.compile(model.field, dynamic=True)
+    return model
 
 
 MODELS = {"avatar": HashBlendshapeAvatar, "global_hash": GlobalHashBlendshape, "big_mlp": BigMLPAvatar}

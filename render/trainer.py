@@ -5,7 +5,11 @@ grid (``estimators.OccGridEstimator``, the field's density as ``sigma_fn``), ren
 volume rendering (``volume.rendering``) and regresses the pixels' colours (MSE). Images with alpha are
 composited onto a random background colour per ray during training, so that the field learns empty space
 instead of a white wall (nerfacc's trick), and onto white for evaluation. The grid is refreshed every 16
-steps from the field's density. Runs on accelerate; resumable checkpoints under ``OUT/checkpoints``.
+steps from the field's density. After the grid's warm-up, a light L1 penalty on the density at random
+points of the cells the grid calls empty (``empty_weight``) keeps the field empty where the sampler never
+looks: no ray supervises those points, and without it they keep the haze of the initial density, which
+any sampler that does not skip them (uniform marching, another grid) would render. Runs on accelerate;
+resumable checkpoints under ``OUT/checkpoints``.
 """
 
 from __future__ import annotations
@@ -51,6 +55,10 @@ class NerfTrainConfig:
     grid_warmup_steps: int = field(
         default=64, metadata={"help": "steps during which every grid cell is refreshed"}
     )
+    empty_weight: float = field(
+        default=1e-3, metadata={"help": "L1 weight on the density at random points of empty grid cells"}
+    )
+    empty_points: int = field(default=2048, metadata={"help": "random points per step for that penalty"})
     seed: int = field(default=0, metadata={"help": "seed of rays and initialisation"})
     checkpointing_steps: int = field(
         default=500, metadata={"help": "save a resumable checkpoint every N steps"}
@@ -60,6 +68,8 @@ class NerfTrainConfig:
     def __post_init__(self):
         if not self.data:
             raise GenkitError("--data is required (a folder with transforms_train.json or transforms.json)")
+        if self.empty_weight < 0 or self.empty_points <= 0:
+            raise GenkitError("--empty-weight must be non-negative and --empty-points positive")
         if min(self.max_steps, self.rays_per_batch, self.checkpointing_steps, self.grid_resolution) <= 0:
             raise GenkitError(
                 "max-steps, rays-per-batch, checkpointing-steps and grid-resolution must be positive"
@@ -171,7 +181,14 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
         colour, _, count = render_rays(
             field_, estimator, o.to(device), d.to(device), cfg, background.to(device)
         )
-        loss = F.mse_loss(colour, target.to(device))
+        mse = F.mse_loss(colour, target.to(device))
+        loss = mse
+        if cfg.empty_weight > 0 and step >= cfg.grid_warmup_steps:
+            gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+            pts = ((torch.rand(cfg.empty_points, 3, generator=gen) * 2 - 1) * cfg.aabb_size).to(device)
+            pts = pts[~estimator.occupied(pts)]
+            if len(pts):
+                loss = loss + cfg.empty_weight * model.density(pts).mean()
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()
@@ -179,14 +196,14 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
         bar.update(1)
         bar.set_postfix(
             loss=f"{loss.item():.4f}",
-            psnr=f"{-10 * math.log10(max(loss.item(), 1e-10)):.1f}",
+            psnr=f"{-10 * math.log10(max(mse.item(), 1e-10)):.1f}",
             spr=f"{count / cfg.rays_per_batch:.0f}",
         )
         curve.append(
             {
                 "step": step + 1,
                 "seconds": time.perf_counter() - t0,
-                "train_psnr": -10 * math.log10(max(loss.item(), 1e-10)),
+                "train_psnr": -10 * math.log10(max(mse.item(), 1e-10)),
             }
         )
         if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_steps:

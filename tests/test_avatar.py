@@ -11,8 +11,11 @@ from genkit.cli import main
 from genkit.metrics.image import psnr
 from genkit.render.avatar import (
     MODELS,
+    NO_STAGES,
     HashBlendshapeAvatar,
     KNNIndex,
+    compile_field,
+    corner_rows,
     first_neighbours,
     knn_brute,
     render_frame,
@@ -27,6 +30,7 @@ from genkit.render.avatar_data import (
     rasterize,
 )
 from genkit.render.avatar_trainer import AvatarTrainConfig, load_avatar, train_avatar
+from genkit.render.encodings import PRIMES
 from genkit.utils import GenkitError
 
 
@@ -106,6 +110,25 @@ def test_lookup_interpolates_a_linear_function_exactly(head):
     assert torch.allclose(out[:, 0], (u * r0) @ torch.tensor([1.0, -2.0, 0.5]), atol=1e-5)
 
 
+def test_lookup_sums_neighbours_with_their_weights(head):
+    m = small_model(head)
+    tables = torch.randn(len(head.template), len(m.config.resolutions), m.config.table_size, 4)
+    vid = torch.randint(0, len(head.template), (50, 3))
+    u, w = torch.rand(50, 3, 3), torch.rand(50, 3)
+    one_by_one = torch.stack([m.lookup(tables, vid[:, j], u[:, j]) for j in range(3)], 1)
+    assert torch.allclose(m.lookup(tables, vid, u, w), (w[..., None] * one_by_one).sum(1), atol=1e-5)
+
+
+def test_corner_rows_dense_and_hashed():
+    dense = corner_rows(3, 64)  # (3 + 1)^3 = 64 corners fit: row = x + 4 (y + 4 z)
+    assert dense.shape == (27, 8) and torch.equal(dense[0], torch.tensor([0, 16, 4, 20, 1, 17, 5, 21]))
+    hashed = corner_rows(7, 64)  # cell x + 7 (y + 7 z) = (1, 2, 3): corners hashed with Instant-NGP's primes
+    cell = 1 + 7 * (2 + 7 * 3)
+    x, y, z = 1 + 1, 2 + 0, 3 + 1  # corner 5 = bits (1, 0, 1)
+    assert int(hashed[cell, 5]) == (x * PRIMES[0] ^ y * PRIMES[1] ^ z * PRIMES[2]) & 63
+    assert int(hashed.max()) < 64
+
+
 def test_two_level_knn_agrees_with_brute_force(head):
     e, pose, v = frame(head)
     faces = torch.from_numpy(head.faces).long()
@@ -116,7 +139,11 @@ def test_two_level_knn_agrees_with_brute_force(head):
     d, got = index.search(x, v, 4)
     recall = (ref[:, :, None] == got[:, None, :]).any(-1).float().mean()
     assert recall >= 0.99
-    assert (d >= d_ref - 1e-5).all()  # never closer than the true neighbours
+    assert (d >= d_ref - 1e-4).all()  # never closer than the true neighbours (up to cdist rounding)
+    # the per-ray shortlist loses next to nothing against every sample searching all the members
+    _, full = KNNIndex(torch.from_numpy(head.template), shortlist=None).search(x, v, 4)
+    full_recall = (ref[:, :, None] == full[:, None, :]).any(-1).float().mean()
+    assert recall >= full_recall - 0.005
     # on the vertices themselves the search is exact
     d0, i0 = index.search(v[:200], v, 1)
     assert torch.equal(i0[:, 0], torch.arange(200)) and torch.allclose(d0, torch.zeros_like(d0), atol=1e-3)
@@ -293,3 +320,14 @@ def test_cli_data_train_render(tmp_path, capsys):
     assert not (tmp_path / "x.mp4").exists()
     rc = main(["avatar", "train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "r2")])
     assert rc == 2 and "not a head dataset" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compiled_field_matches_eager(head):
+    e, pose, v = frame(head)
+    m = small_model(head)
+    index, nb = m.mesh_index()
+    c2w = torch.from_numpy(look_at((0, 0, 3.2)))
+    eager, _ = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb)
+    compiled, _ = render_frame(compile_field(m), e, pose, v, c2w, 32 * 1.35, 32, index, nb, stages=NO_STAGES)
+    assert torch.allclose(eager, compiled, atol=1e-4)

@@ -3,6 +3,7 @@
 import json
 
 import imageio.v3 as iio
+import torch
 from test_render_datasets import write_scene
 
 from genkit.cli import main
@@ -66,3 +67,31 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert rc == 2 and "not found" in capsys.readouterr().err
     rc = main(["nerf", "render", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "a.txt")])
     assert rc == 2 and ".mp4 or .gif" in capsys.readouterr().err
+
+
+def test_empty_cells_penalty_clears_the_density_the_grid_skips(tmp_path):
+    from genkit.render.trainer import NerfTrainConfig, load_field, train_nerf
+
+    scene = tiny_scene(tmp_path / "scene")
+    density = {}
+    for weight in (0.0, 1e-1):
+        cfg = NerfTrainConfig(
+            data=str(scene),
+            out=str(tmp_path / f"run{weight}"),
+            max_steps=12,
+            rays_per_batch=64,
+            grid_resolution=8,
+            grid_warmup_steps=2,
+            log2_table_size=10,
+            max_resolution=64,
+            eval_views=0,
+            aabb_size=1.0,
+            empty_weight=weight,
+        )
+        train_nerf(cfg)
+        field_, est, _ = load_field(cfg.out)
+        pts = torch.rand(4096, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        with torch.no_grad():
+            density[weight] = field_.density(pts[~est.occupied(pts)]).mean().item()
+    # same seed, same rays: the penalty alone lowers the density where the sampler never looks
+    assert density[1e-1] < 0.75 * density[0.0]
