@@ -8,7 +8,8 @@ held-out views (``test_view``); frames per second at 128^2 and 256^2 (warm-up, t
 the held-out frames with the models taking turns round by round; per-stage times: shell rasterization,
 k-NN search, hash gather+blend, CNN, MLP, compositing), then again at 128^2 with every model's field
 compiled by ``torch.compile`` (``--no-compile`` skips it); and for the two-level k-NN search against
-brute force on the avatar's own shell samples: recall@k and speedup.
+brute force on the avatar's own shell samples: recall@k and speedup, with and without the per-ray
+shortlist; and the PSNR of the shipped avatar-head on the held-out expressions.
 
 Training samples 8 points per ray in the shell, rendering 4 (``genkit avatar render``'s default), for
 every model.
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 
+from genkit.cli.avatar import bundled_avatar
 from genkit.render.avatar import MODELS as MODEL_CLASSES
 from genkit.render.avatar import (
     NO_STAGES,
@@ -45,6 +47,7 @@ from genkit.render.avatar import (
 )
 from genkit.render.avatar_data import load_head_split, make_head_dataset
 from genkit.render.avatar_trainer import AvatarTrainConfig, load_avatar, render_split, train_avatar
+from genkit.utils import write_video
 
 RESULTS = Path(__file__).parent / "results" / "avatar.json"
 MODELS = ("avatar", "global_hash", "big_mlp")
@@ -110,26 +113,33 @@ def speed(models: dict, d, size, samples, rounds, stages=True) -> dict:
     }
 
 
-def knn_check(d, index, k, samples, thickness) -> dict:
-    """Recall@k and speedup of the two-level search over brute force on shell samples of held-out frames."""
-    t_brute = t_fast = 0.0
-    hits = total = 0
+def knn_check(d, k, samples, thickness) -> dict:
+    """Recall@k and time of the two-level search (``KNNIndex``'s default per-ray shortlist, and without
+    it: every sample ranks all the probed members) against brute force on shell samples of held-out
+    frames, all three on the same samples."""
+    searches = {
+        "brute": lambda x, v, k: knn_brute(x.reshape(-1, 3), v, k),
+        "two_level": KNNIndex(d.template).search,
+        "two_level_no_shortlist": KNNIndex(d.template, shortlist=None).search,
+    }
+    seconds, hits = dict.fromkeys(searches, 0.0), dict.fromkeys(searches, 0)
+    total = 0
     for i in range(len(d)):
         shell = shell_samples(d.vertices[i], d.faces, d.c2w[i], d.focal, d.size, samples, thickness)
-        x = shell.points()
-        t = time.perf_counter()
-        _, ref = knn_brute(x.reshape(-1, 3), d.vertices[i], k)
-        t_brute += time.perf_counter() - t
-        t = time.perf_counter()
-        _, got = index.search(x, d.vertices[i], k)
-        t_fast += time.perf_counter() - t
-        hits += int((ref[:, :, None] == got[:, None, :]).any(-1).sum())
+        x, ref = shell.points(), None
+        for name, search in searches.items():
+            t = time.perf_counter()
+            _, got = search(x, d.vertices[i], k)
+            seconds[name] += time.perf_counter() - t
+            ref = got if name == "brute" else ref
+            hits[name] += int((ref[:, :, None] == got[:, None, :]).any(-1).sum())
         total += ref.numel()
     return {
-        "recall": hits / total,
-        "speedup": t_brute / t_fast,
-        "brute_ms": 1000 * t_brute / len(d),
-        "two_level_ms": 1000 * t_fast / len(d),
+        "recall": hits["two_level"] / total,
+        "speedup": seconds["brute"] / seconds["two_level"],
+        "recall_no_shortlist": hits["two_level_no_shortlist"] / total,
+        "speedup_no_shortlist": seconds["brute"] / seconds["two_level_no_shortlist"],
+        **{f"{name}_ms": 1000 * t / len(d) for name, t in seconds.items()},
     }
 
 
@@ -210,6 +220,8 @@ def main(argv=None) -> int:
         )
 
     d = data["test_expr"]
+    shipped, _ = load_avatar(bundled_avatar())  # what genkit ships, on the same held-out frames
+    psnr_shipped = float(np.mean(render_split(shipped, d, None, args.render_samples)[0]))
     print("  timing (eager, then compiled)", file=sys.stderr)
     for key, size, n in (("speed_128", 128, rounds), ("speed_256", 256, 1)):
         for name, r in speed(models, d, size, args.render_samples, n).items():
@@ -220,26 +232,18 @@ def main(argv=None) -> int:
         for name, r in speed(models, d, 128, args.render_samples, rounds, stages=False).items():
             rows[name]["speed_128_compiled"] = r
 
-    index = KNNIndex(d.template)
-    knn = knn_check(d, index, 4, args.render_samples, 0.04)
-
-    import imageio.v3 as iio
+    knn = knn_check(d, 4, args.render_samples, 0.04)
 
     gif = Path(args.out).with_name("avatar_side_by_side.gif")
     strip = [torch.cat([d.images[i]] + [frames[m][i] for m in MODELS], 1) for i in range(len(d))]
-    iio.imwrite(
-        gif,
-        (torch.stack(strip).clamp(0, 1).numpy() * 255).round().astype(np.uint8),
-        extension=".gif",
-        duration=250,
-        loop=0,
-    )
+    write_video(gif, list((torch.stack(strip).clamp(0, 1).numpy() * 255).round().astype(np.uint8)), 4)
 
     a, g, b = (rows[m] for m in MODELS)
     result = {
         "psnr_heldout": a["quality"]["test_expr"]["psnr"],
         "psnr_global_hash": g["quality"]["test_expr"]["psnr"],
         "psnr_big_mlp": b["quality"]["test_expr"]["psnr"],
+        "psnr_shipped_avatar": psnr_shipped,
         "fps_128": a["speed_128"]["fps"],
         "fps_256": a["speed_256"]["fps"],
         "speedup_vs_big_mlp": a["speed_128"]["fps"] / b["speed_128"]["fps"],
@@ -285,6 +289,11 @@ def main(argv=None) -> int:
             + ", ".join(f"{m} {rows[m]['speed_128_compiled']['fps']:.1f}" for m in MODELS)
             + f"; avatar vs big MLP {result['speedup_vs_big_mlp_compiled']:.1f}x faster"
         )
+    print(f"shipped avatar-head on the held-out expressions: {psnr_shipped:.3f} dB")
+    print(
+        f"k-NN two-level without the per-ray shortlist: recall@4 {knn['recall_no_shortlist']:.4f}, "
+        f"speedup {knn['speedup_no_shortlist']:.1f}x"
+    )
     print(
         f"k-NN two-level vs brute force: recall@4 {knn['recall']:.4f}, speedup {knn['speedup']:.1f}x; "
         f"avatar vs big MLP {result['speedup_vs_big_mlp']:.1f}x faster (eager)"

@@ -26,21 +26,18 @@ import torch
 import torch.nn.functional as F
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 
-from genkit.metrics.image import ssim
+from genkit.metrics.image import psnr, ssim
 from genkit.render.datasets import camera_rays, load_scene
 from genkit.render.estimators import uniform_sampling
 from genkit.render.trainer import NerfTrainConfig, load_field, orbit_poses, render_image, train_nerf
 from genkit.render.volume import rendering
+from genkit.utils import write_video
 
 if not torch.cuda.is_available():  # Triton kernels run under the interpreter, for the parity figures
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 RESULTS = Path(__file__).parent / "results" / "nerf.json"
 LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "lego_100"
-
-
-def psnr(a, b) -> float:
-    return float(-10 * torch.log10(F.mse_loss(a, b)))
 
 
 @torch.no_grad()
@@ -179,14 +176,12 @@ def main(argv=None) -> int:
         max(b["hashgrid_max_abs_diff"], b["march_max_abs_diff"]) if b.get("available") else None
     )
 
-    import imageio.v3 as iio
-
     frames = []
     for c2w in orbit_poses(24, 4.0, 30.0):
         img, _ = render_image(field_, est, c2w, test.focal, test.width, test.height, cfg)
         frames.append((img.numpy() * 255).round().astype(np.uint8))
     gif = Path(args.out).with_name("nerf_turntable.gif")
-    iio.imwrite(gif, np.stack(frames), extension=".gif", duration=80, loop=0)
+    write_video(gif, frames, 12)
     result["seconds"] = time.perf_counter() - t0
 
     print(f"{'':>22} {'occupancy':>10} {'uniform':>10} {'ratio':>7}")

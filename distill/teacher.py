@@ -19,6 +19,7 @@ import torch
 
 from genkit.distill.losses import alpha_sigma, prediction_to_eps, prediction_to_x0
 from genkit.models.text import tokenize
+from genkit.training.loop import save_dtype_field
 from genkit.utils import GenkitError
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
@@ -97,9 +98,7 @@ class DistillConfig:
             "choices": ["no", "fp16", "bf16"],
         },
     )
-    save_dtype: str = field(
-        default="fp32", metadata={"help": "dtype of the saved pipeline", "choices": ["fp32", "fp16"]}
-    )
+    save_dtype: str = save_dtype_field("pipeline")
     decoder: str | None = field(
         default=None,
         metadata={

@@ -268,6 +268,18 @@ def pose_rotation(pose: torch.Tensor) -> torch.Tensor:
     return ry @ rx @ rz
 
 
+def small_mlp(d_in: int, hidden: int) -> nn.Sequential:
+    """The lightweight decoder: two ``hidden``-wide ReLU layers -> (density logit, RGB logits)."""
+    return nn.Sequential(
+        nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 4)
+    )
+
+
+def decode(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw outputs (N, 4) -> colour (N, 3) in [0, 1] and density (N,), as every avatar model decodes them."""
+    return torch.sigmoid(out[:, 1:]), trunc_exp(out[:, 0] + 1.0)
+
+
 class _AvatarBase(ModelMixin, ConfigMixin):
     """Shared checks and the mesh buffers (template, faces) every avatar model carries."""
 
@@ -352,13 +364,7 @@ class HashBlendshapeAvatar(_AvatarBase):
             ],
             nn.Conv2d(cnn_width, num_tables, 3, padding=1),
         )
-        self.mlp = nn.Sequential(
-            nn.Linear(levels * features + 3, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, 4),
-        )
+        self.mlp = small_mlp(levels * features + 3, hidden)
 
     def blend_weights(self, expression: torch.Tensor) -> torch.Tensor:
         """Per-vertex blend weights (V, num_tables), non-negative and summing to one."""
@@ -426,7 +432,7 @@ class HashBlendshapeAvatar(_AvatarBase):
             h = torch.cat([feats, (w[..., None] * q).sum(1)], -1)
         with stages("mlp"):
             out = self.mlp(h)
-        return torch.sigmoid(out[:, 1:]), trunc_exp(out[:, 0] + 1.0)
+        return decode(out)
 
 
 class GlobalHashBlendshape(_AvatarBase):
@@ -455,13 +461,7 @@ class GlobalHashBlendshape(_AvatarBase):
             torch.empty(num_expressions + 1, *self.encoding.tables.shape).uniform_(-1e-4, 1e-4)
         )
         del self.encoding.tables
-        self.mlp = nn.Sequential(
-            nn.Linear(levels * features, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, 4),
-        )
+        self.mlp = small_mlp(levels * features, hidden)
 
     def prepare(self, expression, pose, vertices, neighbour=None, stages=NO_STAGES) -> FrameState:
         self.check_inputs(expression, vertices)
@@ -476,7 +476,7 @@ class GlobalHashBlendshape(_AvatarBase):
             feats = self.encoding.lookup((head / self.config.extent + 1) / 2, state.tables)
         with stages("mlp"):
             out = self.mlp(feats)
-        return torch.sigmoid(out[:, 1:]), trunc_exp(out[:, 0] + 1.0)
+        return decode(out)
 
 
 class BigMLPAvatar(_AvatarBase):
@@ -521,7 +521,7 @@ class BigMLPAvatar(_AvatarBase):
             for i, layer in enumerate(self.layers):
                 h = F.relu(layer(torch.cat([h, enc], -1) if i == len(self.layers) // 2 and i > 0 else h))
             out = self.out(h)
-        return torch.sigmoid(out[:, 1:]), trunc_exp(out[:, 0] + 1.0)
+        return decode(out)
 
 
 def compile_field(model: _AvatarBase) -> _AvatarBase:

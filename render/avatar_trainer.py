@@ -23,7 +23,14 @@ import torch.nn.functional as F
 from genkit.metrics.image import psnr, ssim
 from genkit.render.avatar import MODELS, render_frame, shell_samples
 from genkit.render.avatar_data import HeadData, load_head_split, rasterize
-from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
+from genkit.training.loop import (
+    make_accelerator,
+    progress,
+    resume,
+    save_checkpoint,
+    save_dtype,
+    save_dtype_field,
+)
 from genkit.utils import GenkitError, atomic_dir, atomic_file
 
 __all__ = ["AvatarTrainConfig", "evaluate", "load_avatar", "train_avatar"]
@@ -53,9 +60,7 @@ class AvatarTrainConfig:
     eval_frames: int = field(
         default=12, metadata={"help": "frames per held-out split for the report (0: none)"}
     )
-    save_dtype: str = field(
-        default="fp32", metadata={"help": "dtype of the saved model", "choices": ["fp32", "fp16"]}
-    )
+    save_dtype: str = save_dtype_field()
 
     def __post_init__(self):
         if not self.data:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genkit.metrics.image import psnr
 from genkit.render.datasets import SceneData, camera_rays, load_scene
 from genkit.render.estimators import OccGridEstimator
 from genkit.render.fields import NGPField
@@ -125,10 +126,6 @@ def render_image(
     o, d = camera_rays(c2w, focal, width, height)
     colour, _, n = render_rays(field_, estimator, o, d, cfg, torch.tensor(background))
     return colour.reshape(height, width, 3).clamp(0, 1), n / (width * height)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(-10 * torch.log10(F.mse_loss(a, b)))
 
 
 def train_nerf(cfg: NerfTrainConfig) -> Path:

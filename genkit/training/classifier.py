@@ -14,7 +14,14 @@ import torch.nn.functional as F
 
 from genkit.data.shapes import shapes_stream
 from genkit.metrics.classifier import HEADS, ShapesClassifier
-from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
+from genkit.training.loop import (
+    make_accelerator,
+    progress,
+    resume,
+    save_checkpoint,
+    save_dtype,
+    save_dtype_field,
+)
 from genkit.utils import GenkitError, atomic_dir
 
 
@@ -31,9 +38,7 @@ class ClassifierTrainConfig:
     checkpointing_steps: int = field(
         default=200, metadata={"help": "save a resumable checkpoint every N steps"}
     )
-    save_dtype: str = field(
-        default="fp32", metadata={"help": "dtype of the saved model", "choices": ["fp32", "fp16"]}
-    )
+    save_dtype: str = save_dtype_field()
 
     def __post_init__(self):
         if self.max_train_steps <= 0 or self.batch_size <= 0 or self.checkpointing_steps <= 0:

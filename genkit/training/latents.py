@@ -13,7 +13,7 @@ from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from genkit.data.shapes import ShapesDataset
-from genkit.training.loop import save_dtype
+from genkit.training.loop import save_dtype, save_dtype_field
 from genkit.utils import GenkitError, atomic_dir
 
 
@@ -39,9 +39,7 @@ class LatentTrainConfig:
     mixed_precision: str = field(
         default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]}
     )
-    save_dtype: str = field(
-        default="fp32", metadata={"help": "dtype of the saved pipeline", "choices": ["fp32", "fp16"]}
-    )
+    save_dtype: str = save_dtype_field("pipeline")
 
     def __post_init__(self):
         if min(self.max_train_steps, self.batch_size, self.checkpointing_steps, self.num_train_images) <= 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import field
 from pathlib import Path
 
 import torch
@@ -86,3 +87,8 @@ def progress(accelerator: Accelerator, total: int, initial: int, desc: str) -> t
 
 def save_dtype(name: str) -> torch.dtype:
     return {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}[name]
+
+
+def save_dtype_field(what: str = "model"):
+    """The ``save_dtype`` field (``--save-dtype fp32|fp16``) of a training config."""
+    return field(default="fp32", metadata={"help": f"dtype of the saved {what}", "choices": ["fp32", "fp16"]})

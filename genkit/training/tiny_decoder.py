@@ -18,7 +18,14 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, AutoencoderTiny
 
 from genkit.training.latents import LatentCache
-from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint, save_dtype
+from genkit.training.loop import (
+    make_accelerator,
+    progress,
+    resume,
+    save_checkpoint,
+    save_dtype,
+    save_dtype_field,
+)
 from genkit.utils import GenkitError, atomic_dir
 
 
@@ -38,9 +45,7 @@ class TinyDecoderTrainConfig:
     checkpointing_steps: int = field(
         default=500, metadata={"help": "save a resumable checkpoint every N steps"}
     )
-    save_dtype: str = field(
-        default="fp32", metadata={"help": "dtype of the saved model", "choices": ["fp32", "fp16"]}
-    )
+    save_dtype: str = save_dtype_field()
 
     def __post_init__(self):
         if (

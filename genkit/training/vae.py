@@ -23,6 +23,7 @@ from genkit.training.loop import (
     resume,
     save_checkpoint,
     save_dtype,
+    save_dtype_field,
 )
 from genkit.utils import GenkitError, atomic_dir
 
@@ -46,9 +47,7 @@ class VAETrainConfig:
     mixed_precision: str = field(
         default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]}
     )
-    save_dtype: str = field(
-        default="fp32", metadata={"help": "dtype of the saved model", "choices": ["fp32", "fp16"]}
-    )
+    save_dtype: str = save_dtype_field()
 
     def __post_init__(self):
         if self.max_train_steps <= 0 or self.batch_size <= 0 or self.checkpointing_steps <= 0:
