@@ -6,10 +6,12 @@ shell sampler and compositing, then reports for each: PSNR and SSIM (own impleme
 mask on held-out expressions (``test_expr``), expressions beyond the training range (``test_extreme``) and
 held-out views (``test_view``); frames per second at 128^2 and 256^2 (warm-up, then repeated rounds over
 the held-out frames with the models taking turns round by round; per-stage times: shell rasterization,
-k-NN search, hash gather+blend, CNN, MLP, compositing), then again at 128^2 with every model's field
-compiled by ``torch.compile`` (``--no-compile`` skips it); and for the two-level k-NN search against
-brute force on the avatar's own shell samples: recall@k and speedup, with and without the per-ray
-shortlist; and the PSNR of the shipped avatar-head on the held-out expressions.
+k-NN search, hash gather+blend, CNN, MLP, compositing) with the default backend (every model: the numba
+shell rasterizer; the avatar: its fused numba search+gather kernel), the avatar again on its torch
+reference path (torch rasterizer, search and gather, timed separately), then again at 128^2 with every
+model's torch field compiled by ``torch.compile`` (``--no-compile`` skips it); and for the two-level k-NN
+search (torch) against brute force on the avatar's own shell samples: recall@k and speedup, with and
+without the per-ray shortlist; and the PSNR of the shipped avatar-head on the held-out expressions.
 
 Training samples 8 points per ray in the shell, rendering 4 (``genkit avatar render``'s default), for
 every model.
@@ -65,17 +67,19 @@ def quality(model, data, samples) -> tuple[dict, list]:
 
 
 def speed(models: dict, d, size, samples, rounds, stages=True) -> dict:
-    """Frames per second of every model at ``size``^2 over the held-out frames, after a warm-up (which
-    also compiles a compiled field), with per-stage ms (``stages``). The models take turns, all the frames
-    each, round after round, so that a change in the load of a shared machine falls on all of them alike
-    while each model's tables stay in the cache from frame to frame, as in a real-time loop."""
+    """Frames per second of every entry of ``models`` (name -> (model, backend)) at ``size``^2 over the
+    held-out frames, after a warm-up (which also compiles a compiled field or the numba kernels), with
+    per-stage ms (``stages``). The entries take turns, all the frames each, round after round, so that a
+    change in the load of a shared machine falls on all of them alike while each model's tables stay in
+    the cache from frame to frame, as in a real-time loop."""
     focal = d.focal * size / d.size
-    meshes = {name: m.mesh_index() for name, m in models.items()}
+    meshes = {name: m.mesh_index() for name, (m, _) in models.items()}
 
     def frame(name, i, timer):
         index, neighbour = meshes[name]
+        model, backend = models[name]
         return render_frame(
-            models[name],
+            model,
             d.expressions[i],
             d.pose[i],
             d.vertices[i],
@@ -86,6 +90,7 @@ def speed(models: dict, d, size, samples, rounds, stages=True) -> dict:
             neighbour,
             samples,
             stages=timer,
+            backend=backend,
         )
 
     warmup, timers, seconds, n = {}, {}, dict.fromkeys(models, 0.0), 0
@@ -223,13 +228,19 @@ def main(argv=None) -> int:
     shipped, _ = load_avatar(bundled_avatar())  # what genkit ships, on the same held-out frames
     psnr_shipped = float(np.mean(render_split(shipped, d, None, args.render_samples)[0]))
     print("  timing (eager, then compiled)", file=sys.stderr)
+    # every model with backend "auto" (the numba rasterizer for the shell; the avatar's fused numba
+    # kernel), and the avatar again on the torch reference path (torch rasterizer and field)
+    entries = {name: (m, "auto") for name, m in models.items()}
+    entries["avatar_torch"] = (models["avatar"], "torch")
+    rows["avatar_torch"] = {}
     for key, size, n in (("speed_128", 128, rounds), ("speed_256", 256, 1)):
-        for name, r in speed(models, d, size, args.render_samples, n).items():
+        for name, r in speed(entries, d, size, args.render_samples, n).items():
             rows[name][key] = r
     if not args.no_compile:
         for m in models.values():
-            compile_field(m)
-        for name, r in speed(models, d, 128, args.render_samples, rounds, stages=False).items():
+            compile_field(m)  # the torch code of every field, compiled
+        compiled = {name: (m, "auto") for name, m in models.items()}
+        for name, r in speed(compiled, d, 128, args.render_samples, rounds, stages=False).items():
             rows[name]["speed_128_compiled"] = r
 
     knn = knn_check(d, 4, args.render_samples, 0.04)
@@ -238,7 +249,7 @@ def main(argv=None) -> int:
     strip = [torch.cat([d.images[i]] + [frames[m][i] for m in MODELS], 1) for i in range(len(d))]
     write_video(gif, list((torch.stack(strip).clamp(0, 1).numpy() * 255).round().astype(np.uint8)), 4)
 
-    a, g, b = (rows[m] for m in MODELS)
+    a, g, b, t = (rows[m] for m in (*MODELS, "avatar_torch"))
     result = {
         "psnr_heldout": a["quality"]["test_expr"]["psnr"],
         "psnr_global_hash": g["quality"]["test_expr"]["psnr"],
@@ -248,6 +259,10 @@ def main(argv=None) -> int:
         "fps_256": a["speed_256"]["fps"],
         "speedup_vs_big_mlp": a["speed_128"]["fps"] / b["speed_128"]["fps"],
         "speedup_vs_global_hash": a["speed_128"]["fps"] / g["speed_128"]["fps"],
+        "fps_128_torch": t["speed_128"]["fps"],
+        "fps_256_torch": t["speed_256"]["fps"],
+        "speedup_vs_big_mlp_torch": t["speed_128"]["fps"] / b["speed_128"]["fps"],
+        "numba_vs_torch_128": a["speed_128"]["fps"] / t["speed_128"]["fps"],
         **(
             {
                 "fps_128_compiled": a["speed_128_compiled"]["fps"],
@@ -281,8 +296,14 @@ def main(argv=None) -> int:
             f"{name:>12} {q['test_expr']['psnr']:9.2f} {q['test_extreme']['psnr']:9.2f} {q['test_view']['psnr']:9.2f} "
             f"{q['test_expr']['ssim']:6.3f} {r['speed_128']['fps']:7.1f} {r['speed_256']['fps']:7.1f} {r['train_minutes']:9.1f}"
         )
-    stages = ", ".join(f"{k} {v:.1f}" for k, v in a["speed_128"]["stages_ms"].items())
-    print(f"avatar stages at 128^2 (ms/frame): {stages}")
+    for name, r in (("numba", a), ("torch", t)):
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in r["speed_128"]["stages_ms"].items())
+        print(f"avatar stages at 128^2, {name} path (ms/frame): {stages}")
+    print(
+        f"avatar on the torch reference path: {t['speed_128']['fps']:.1f} fps at 128^2, "
+        f"{t['speed_256']['fps']:.1f} at 256^2; the numba kernels {result['numba_vs_torch_128']:.1f}x faster; "
+        f"torch path vs big MLP {result['speedup_vs_big_mlp_torch']:.1f}x"
+    )
     if "fps_128_compiled" in result:
         print(
             "torch.compile fps at 128^2: "
@@ -296,7 +317,7 @@ def main(argv=None) -> int:
     )
     print(
         f"k-NN two-level vs brute force: recall@4 {knn['recall']:.4f}, speedup {knn['speedup']:.1f}x; "
-        f"avatar vs big MLP {result['speedup_vs_big_mlp']:.1f}x faster (eager)"
+        f"avatar vs big MLP {result['speedup_vs_big_mlp']:.1f}x faster (numba kernels, eager torch MLP)"
     )
     print(f"wrote {args.out} and {gif}")
     return 0

@@ -36,6 +36,7 @@ from torch import nn
 from genkit.render.avatar_data import rasterize, vertex_normals
 from genkit.render.encodings import PRIMES, HashGridEncoding
 from genkit.render.fields import trunc_exp
+from genkit.render.kernels import numba_available, use_numba
 from genkit.render.volume import render_weight_from_density
 
 _CORNERS = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])
@@ -207,12 +208,14 @@ def shell_samples(
     pixels: torch.Tensor | None = None,
     depth: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    backend: str = "auto",
 ) -> Shell:
     """Samples in the shell ``[t_hit - thickness, t_hit + thickness]`` around the rasterized front surface
     of the mesh, for the given flat ``pixels`` (default: every pixel the mesh covers). ``depth`` (H*W,) is
-    a precomputed camera depth (inf where empty); ``generator`` jitters the samples (training)."""
+    a precomputed camera depth (inf where empty; else ``rasterize`` with ``backend``); ``generator``
+    jitters the samples (training)."""
     if depth is None:
-        depth = rasterize(vertices, faces, c2w, focal, size)[2].reshape(-1)
+        depth = rasterize(vertices, faces, c2w, focal, size, backend)[2].reshape(-1)
     if pixels is None:
         pixels = torch.nonzero(torch.isfinite(depth)).squeeze(1)
     else:
@@ -312,9 +315,9 @@ class _AvatarBase(ModelMixin, ConfigMixin):
                 f"mesh has {vertices.shape[0]} vertices; this avatar was trained on {self.template.shape[0]}"
             )
 
-    def render(self, state: FrameState, index, shell: Shell, stages=NO_STAGES):
-        """Colour (R, 3) and opacity (R,) of the shell's rays."""
-        rgb, sigma = self.field(shell.points(), state, index, stages)
+    def render(self, state: FrameState, index, shell: Shell, stages=NO_STAGES, backend: str = "auto"):
+        """Colour (R, 3) and opacity (R,) of the shell's rays (``backend``: see the model's ``field``)."""
+        rgb, sigma = self.field(shell.points(), state, index, stages, backend)
         with stages("composite"):
             s = shell.t_starts.shape
             return composite(rgb.view(*s, 3), sigma.view(s), shell)
@@ -419,7 +422,20 @@ class HashBlendshapeAvatar(_AvatarBase):
         out = F.embedding_bag(rows, tables.reshape(-1, feats), per_sample_weights=wts, mode="sum")
         return out.view(n, levels * feats)
 
-    def field(self, x, state: FrameState, index: KNNIndex, stages=NO_STAGES):
+    def features(self, x, state: FrameState, index: KNNIndex, stages=NO_STAGES, backend: str = "auto"):
+        """The MLP input (N, L * F + 3) of samples ``x`` (R, S, 3): the k nearest vertices' table features
+        blended by distance weights, and the weighted local coordinates. ``backend``: "torch" (the
+        reference, differentiable), "numba" (the fused CPU kernel of ``genkit.render.kernels.numba_avatar``,
+        inference only) or "auto" (numba for CPU tensors without gradients, torch otherwise)."""
+        if use_numba(x, backend):
+            from genkit.render.kernels.numba_avatar import avatar_features
+
+            with stages("search+gather"):
+                rows = [getattr(self, f"corner_rows_{lvl}") for lvl in range(len(self.config.resolutions))]
+                c = self.config
+                return avatar_features(
+                    x, state.vertices, state.frames, state.tables, rows, c.resolutions, index, c.k, c.support
+                )
         c = self.config
         with stages("search"):
             d, nn_ = index.search(x, state.vertices, c.k)  # (N, k)
@@ -429,10 +445,16 @@ class HashBlendshapeAvatar(_AvatarBase):
             w = w / w.sum(1, keepdim=True)
         with stages("gather"):
             feats = self.lookup(state.tables, nn_, (q.clamp(-1, 1) + 1) / 2, w)
-            h = torch.cat([feats, (w[..., None] * q).sum(1)], -1)
+            return torch.cat([feats, (w[..., None] * q).sum(1)], -1)
+
+    def field(self, x, state: FrameState, index: KNNIndex, stages=NO_STAGES, backend: str = "auto"):
+        h = self.features(x, state, index, stages, backend)
         with stages("mlp"):
-            out = self.mlp(h)
-        return decode(out)
+            return self.decoder(h)
+
+    def decoder(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The lightweight MLP on the features: colour (N, 3) and density (N,)."""
+        return decode(self.mlp(h))
 
 
 class GlobalHashBlendshape(_AvatarBase):
@@ -470,7 +492,7 @@ class GlobalHashBlendshape(_AvatarBase):
             tables = torch.einsum("e,elts->lts", coef, self.tables)
         return FrameState(vertices, None, pose_rotation(pose), tables=tables)
 
-    def field(self, x, state: FrameState, index=None, stages=NO_STAGES):
+    def field(self, x, state: FrameState, index=None, stages=NO_STAGES, backend: str = "torch"):
         with stages("gather"):
             head = x.reshape(-1, 3) @ state.rotation  # R^T x: head space
             feats = self.encoding.lookup((head / self.config.extent + 1) / 2, state.tables)
@@ -508,7 +530,7 @@ class BigMLPAvatar(_AvatarBase):
         self.check_inputs(expression, vertices)
         return FrameState(vertices, None, pose_rotation(pose), code=expression)
 
-    def field(self, x, state: FrameState, index=None, stages=NO_STAGES):
+    def field(self, x, state: FrameState, index=None, stages=NO_STAGES, backend: str = "torch"):
         with stages("mlp"):
             x = x.reshape(-1, 3)
             head = x @ state.rotation
@@ -524,12 +546,25 @@ class BigMLPAvatar(_AvatarBase):
         return decode(out)
 
 
-def compile_field(model: _AvatarBase) -> _AvatarBase:
-    """``model`` with its per-sample field compiled by ``torch.compile`` (dynamic shapes: the number of rays
-    changes every frame): inductor fuses the search, gather and MLP into C++/OpenMP loops on the CPU and
-    Triton kernels on CUDA. The first frame compiles (tens of seconds); render with ``stages=NO_STAGES``
-    (per-stage timers would split the compiled graph)."""
-    model.field = torch.compile(model.field, dynamic=True)
+def compile_field(model: _AvatarBase, backend: str = "auto") -> _AvatarBase:
+    """``model`` with its per-sample code compiled by ``torch.compile`` (dynamic shapes: the number of rays
+    changes every frame). With ``backend`` "auto", the avatar on the CPU with numba installed keeps the
+    fused numba kernel for the search and gather and compiles its MLP; otherwise (and with "torch") the
+    whole torch field is compiled: inductor fuses the search, gather and MLP into C++/OpenMP loops on the
+    CPU and Triton kernels on CUDA. The first frame compiles (seconds to tens of seconds); render with
+    ``stages=NO_STAGES`` (per-stage timers would split the compiled graph)."""
+    if backend not in ("auto", "torch"):
+        raise ValueError(f"backend must be 'auto' or 'torch', got {backend!r}")
+    numba_cpu = model.device.type == "cpu" and numba_available()
+    if isinstance(model, HashBlendshapeAvatar) and backend == "auto" and numba_cpu:
+        model.decoder = torch.compile(model.decoder, dynamic=True)
+        return model
+    field = model.field
+
+    def torch_field(x, state, index, stages=NO_STAGES, backend="torch"):
+        return field(x, state, index, stages, "torch")
+
+    model.field = torch.compile(torch_field, dynamic=True)
     return model
 
 
@@ -550,12 +585,17 @@ def render_frame(
     num_samples: int = 8,
     thickness: float = 0.04,
     stages=NO_STAGES,
+    backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One image (H, W, 3) in [0, 1] on white and its opacity (H, W)."""
+    """One image (H, W, 3) in [0, 1] on white and its opacity (H, W). ``backend`` picks the code of the
+    shell's rasterizer (every model) and of the avatar's per-sample work (``HashBlendshapeAvatar.features``;
+    the baselines' fields are torch only)."""
     state = model.prepare(expression, pose, vertices, neighbour, stages)
     with stages("shell"):
-        shell = shell_samples(vertices, model.faces, c2w, focal, size, num_samples, thickness)
-    rgb, opacity = model.render(state, index, shell, stages)
+        shell = shell_samples(
+            vertices, model.faces, c2w, focal, size, num_samples, thickness, backend=backend
+        )
+    rgb, opacity = model.render(state, index, shell, stages, backend)
     with stages("composite"):
         img = torch.ones(size * size, 3)
         img[shell.pixels] = rgb

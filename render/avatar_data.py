@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genkit.render.kernels import use_numba
 from genkit.utils import GenkitError, atomic_dir
 
 EXPRESSIONS = [
@@ -221,14 +222,29 @@ def look_at(eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0)) -> np.ndarray:
     return m.astype(np.float32)
 
 
-def rasterize(vertices: torch.Tensor, faces: torch.Tensor, c2w: torch.Tensor, focal: float, size: int):
+def rasterize(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    c2w: torch.Tensor,
+    focal: float,
+    size: int,
+    backend: str = "torch",
+):
     """Z-buffer rasterization of a triangle mesh seen by a pinhole camera (``size`` x ``size`` pixels,
     OpenGL camera ``c2w``). Returns ``face`` (H, W) long (-1 where empty), perspective-correct barycentrics
-    (H, W, 3) and camera depth (H, W) (inf where empty). Deterministic: ties go to the larger face index."""
+    (H, W, 3) and camera depth (H, W) (inf where empty). Deterministic: ties go to the larger face index.
+    ``backend``: "torch" (the reference: every covered pixel of every face at once, then scatter-min),
+    "numba" (a loop over the faces, ``genkit.render.kernels.numba_avatar``; same test, same ties) or "auto"
+    (numba for CPU tensors when it is installed). The ground truth and the training data use torch."""
     w2c = torch.linalg.inv(c2w)
     cam = vertices @ w2c[:3, :3].T + w2c[:3, 3]
     depth = -cam[:, 2]
     px = torch.stack([focal * cam[:, 0] / depth + size / 2, -focal * cam[:, 1] / depth + size / 2], -1)
+    if use_numba(vertices, backend):
+        from genkit.render.kernels import numba_avatar
+
+        face, bc, zbuf = numba_avatar.rasterize(px.float(), depth.float(), faces, size)
+        return face.view(size, size), bc.to(vertices.dtype).view(size, size, 3), zbuf.view(size, size)
     tri = px[faces]  # (F, 3, 2)
     e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
     area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]

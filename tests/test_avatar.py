@@ -57,12 +57,15 @@ def small_model(head):
     return m.eval()
 
 
-def test_rasterizer_covers_a_triangle_exactly():
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_rasterizer_covers_a_triangle_exactly(backend):
+    if backend == "numba":
+        pytest.importorskip("numba")
     # a right triangle in the z=0 plane seen from z=1 with focal = size: pixel coordinates = x * size + size/2
     size = 16
     verts = torch.tensor([[-0.25, 0.25, 0.0], [-0.25, -0.25, 0.0], [0.25, 0.25, 0.0]])
     face, bary, depth = rasterize(
-        verts, torch.tensor([[0, 1, 2]]), torch.from_numpy(look_at((0, 0, 1))), 16.0, size
+        verts, torch.tensor([[0, 1, 2]]), torch.from_numpy(look_at((0, 0, 1))), 16.0, size, backend
     )
     covered = face >= 0
     # pixel centres (i + 0.5) inside x in [4, 12], y in [4, 12], below the diagonal x + y <= 16
@@ -71,6 +74,21 @@ def test_rasterizer_covers_a_triangle_exactly():
     assert torch.equal(covered, expected)
     assert torch.allclose(depth[covered], torch.ones(int(covered.sum())))
     assert torch.allclose(bary[covered].sum(-1), torch.ones(int(covered.sum())), atol=1e-5)
+
+
+def test_numba_rasterizer_matches_torch(head):
+    pytest.importorskip("numba")
+    faces = torch.from_numpy(head.faces).long()
+    for seed, size, eye in ((0, 48, (0, 0, 3.2)), (1, 96, (1.5, 0.5, 2.6))):
+        _, _, v = frame(head, seed)
+        c2w = torch.from_numpy(look_at(eye))
+        ref = rasterize(v, faces, c2w, 1.35 * size, size, "torch")
+        got = rasterize(v, faces, c2w, 1.35 * size, size, "numba")
+        assert (ref[0] >= 0).float().mean() > 0.2
+        assert torch.equal(got[0], ref[0])  # same faces, same ties
+        assert torch.allclose(got[1], ref[1], atol=1e-5) and torch.allclose(got[2], ref[2], atol=1e-5)
+    with pytest.raises(ValueError, match="backend must be"):
+        rasterize(v, faces, c2w, 10.0, 8, "cuda")
 
 
 def test_expressions_move_their_regions(head):
@@ -147,6 +165,34 @@ def test_two_level_knn_agrees_with_brute_force(head):
     # on the vertices themselves the search is exact
     d0, i0 = index.search(v[:200], v, 1)
     assert torch.equal(i0[:, 0], torch.arange(200)) and torch.allclose(d0, torch.zeros_like(d0), atol=1e-3)
+
+
+@pytest.mark.parametrize("shortlist,samples", [(12, 4), (None, 4), (12, 1)])
+def test_numba_kernel_matches_the_torch_features(head, shortlist, samples):
+    pytest.importorskip("numba")
+    torch.manual_seed(0)
+    e, pose, v = frame(head)
+    m = small_model(head)
+    with torch.no_grad():
+        m.tables.normal_()  # features of order one, not the initial 1e-2
+    index = KNNIndex(m.template, shortlist=shortlist)
+    nb = first_neighbours(m.faces, len(m.template))
+    c2w = torch.from_numpy(look_at((0.6, 0.2, 3.0)))
+    shell = shell_samples(v, m.faces, c2w, 48 * 1.35, 48, samples, 0.04)
+    with torch.no_grad():
+        state = m.prepare(e, pose, v, nb)
+        ref = m.features(shell.points(), state, index, backend="torch")
+        got = m.features(shell.points(), state, index, backend="numba")
+        img_ref, _ = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, backend="torch")
+        img, _ = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, backend="numba")
+    assert got.shape == ref.shape == (len(shell.pixels) * samples, 2 * 4 + 3)
+    assert ref[:, :8].abs().mean() > 0.1  # table features, not zeros
+    assert torch.allclose(got, ref, atol=1e-4)
+    assert torch.allclose(img, img_ref, atol=1e-4)
+    with torch.enable_grad():
+        m.features(shell.points(), state, index)  # auto: gradients wanted -> the torch code
+    with pytest.raises(ValueError, match="backend must be"):
+        m.features(shell.points(), state, index, backend="triton")
 
 
 def test_shell_samples_straddle_the_surface(head):
@@ -295,6 +341,8 @@ def test_cli_data_train_render(tmp_path, capsys):
                 "24",
                 "--out",
                 str(out),
+                "--backend",
+                "torch",
             ]
         )
         == 0
@@ -328,6 +376,9 @@ def test_compiled_field_matches_eager(head):
     m = small_model(head)
     index, nb = m.mesh_index()
     c2w = torch.from_numpy(look_at((0, 0, 3.2)))
-    eager, _ = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb)
-    compiled, _ = render_frame(compile_field(m), e, pose, v, c2w, 32 * 1.35, 32, index, nb, stages=NO_STAGES)
-    assert torch.allclose(eager, compiled, atol=1e-4)
+    eager, _ = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, backend="torch")
+    for backend in ("auto", "torch"):  # the compiled MLP after the numba kernel; the whole torch field
+        c = compile_field(small_model(head), backend)
+        c.load_state_dict(m.state_dict())
+        compiled, _ = render_frame(c, e, pose, v, c2w, 32 * 1.35, 32, index, nb, stages=NO_STAGES)
+        assert torch.allclose(eager, compiled, atol=1e-4), backend
