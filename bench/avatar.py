@@ -8,10 +8,11 @@ held-out views (``test_view``); frames per second at 128^2 and 256^2 (warm-up, t
 the held-out frames with the models taking turns round by round; per-stage times: shell rasterization,
 k-NN search, hash gather+blend, CNN, MLP, compositing) with the default backend (every model: the numba
 shell rasterizer; the avatar: its fused numba search+gather kernel), the avatar again on its torch
-reference path (torch rasterizer, search and gather, timed separately), then again at 128^2 with every
-model's torch field compiled by ``torch.compile`` (``--no-compile`` skips it); and for the two-level k-NN
-search (torch) against brute force on the avatar's own shell samples: recall@k and speedup, with and
-without the per-ray shortlist; and the PSNR of the shipped avatar-head on the held-out expressions.
+reference path (torch rasterizer, search and gather, timed separately), then again at 128^2 after
+``compile_field`` (``torch.compile`` of the avatar's MLP after its numba kernel, of the baselines' whole
+fields; ``--no-compile`` skips it); and for the two-level k-NN search (torch) against brute force on the
+avatar's own shell samples: recall@k and speedup, with and without the per-ray shortlist; and the PSNR of
+the shipped avatar-head on the held-out expressions.
 
 Training samples 8 points per ray in the shell, rendering 4 (``genkit avatar render``'s default), for
 every model.
@@ -238,7 +239,7 @@ def main(argv=None) -> int:
             rows[name][key] = r
     if not args.no_compile:
         for m in models.values():
-            compile_field(m)  # the torch code of every field, compiled
+            compile_field(m)  # the avatar: its MLP after the numba kernel; the baselines: the whole field
         compiled = {name: (m, "auto") for name, m in models.items()}
         for name, r in speed(compiled, d, 128, args.render_samples, rounds, stages=False).items():
             rows[name]["speed_128_compiled"] = r

@@ -8,6 +8,9 @@ One ray at a time, the torch code's steps with no intermediate tensors: the ``pr
 vertices of the ray's middle sample, the ``shortlist`` nearest of their members, then for each sample the
 ``k`` nearest of those (small sorted arrays, insertion), the local coordinates, and 8 corners x levels x k
 table rows accumulated into the sample's features.
+
+``rasterize`` is the z-buffer of ``genkit.render.avatar_data.rasterize`` as a loop over the faces (same
+coverage test, same ties), for the shell at render time.
 """
 
 from __future__ import annotations
@@ -151,7 +154,7 @@ def avatar_features(
     candidates = index.probe * index.members.shape[1]
     use_shortlist = index.shortlist is not None and n_samples > 1 and index.shortlist < candidates
     out = torch.empty(n_rays * n_samples, levels * feats + 3)
-    cap = index.probe * index.members.shape[1] if not use_shortlist else max(index.shortlist, k)
+    cap = max(index.shortlist, k) if use_shortlist else candidates
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
     def arr(t, dtype=np.float32):
