@@ -6,9 +6,10 @@ shell sampler and compositing, then reports for each: PSNR and SSIM (own impleme
 mask on held-out expressions (``test_expr``), expressions beyond the training range (``test_extreme``) and
 held-out views (``test_view``); frames per second at 128^2 and 256^2 (warm-up, then repeated rounds over
 the held-out frames with the models taking turns round by round; per-stage times: shell rasterization,
-k-NN search, hash gather+blend, CNN, MLP, compositing) with the default backend (every model: the numba
-shell rasterizer; the avatar: its fused numba search+gather kernel), the avatar again on its torch
-reference path (torch rasterizer, search and gather, timed separately), then again at 128^2 after
+k-NN search, hash gather+blend, CNN, MLP, compositing) with ``render_frame``'s defaults (every model:
+the numba shell rasterizer, the field run 4096 rays at a time; the avatar: its fused numba search+gather
+kernel), the avatar again on its torch reference path (torch rasterizer, search and gather, timed
+separately), the big MLP again on all rays at once (128^2), then again at 128^2 after
 ``compile_field`` (``torch.compile`` of the avatar's MLP after its numba kernel, of the baselines' whole
 fields; ``--no-compile`` skips it); and for the two-level k-NN search (torch) against brute force on the
 avatar's own shell samples: recall@k and speedup, with and without the per-ray shortlist; and the PSNR of
@@ -28,6 +29,7 @@ MLP on held-out expressions), prints a table.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -68,17 +70,17 @@ def quality(model, data, samples) -> tuple[dict, list]:
 
 
 def speed(models: dict, d, size, samples, rounds, stages=True) -> dict:
-    """Frames per second of every entry of ``models`` (name -> (model, backend)) at ``size``^2 over the
+    """Frames per second of every entry of ``models`` (name -> (model, backend, chunk)) at ``size``^2 over the
     held-out frames, after a warm-up (which also compiles a compiled field or the numba kernels), with
     per-stage ms (``stages``). The entries take turns, all the frames each, round after round, so that a
     change in the load of a shared machine falls on all of them alike while each model's tables stay in
     the cache from frame to frame, as in a real-time loop."""
     focal = d.focal * size / d.size
-    meshes = {name: m.mesh_index() for name, (m, _) in models.items()}
+    meshes = {name: m.mesh_index() for name, (m, _, _) in models.items()}
 
     def frame(name, i, timer):
         index, neighbour = meshes[name]
-        model, backend = models[name]
+        model, backend, chunk = models[name]
         return render_frame(
             model,
             d.expressions[i],
@@ -92,6 +94,7 @@ def speed(models: dict, d, size, samples, rounds, stages=True) -> dict:
             samples,
             stages=timer,
             backend=backend,
+            chunk=chunk,
         )
 
     warmup, timers, seconds, n = {}, {}, dict.fromkeys(models, 0.0), 0
@@ -229,18 +232,21 @@ def main(argv=None) -> int:
     shipped, _ = load_avatar(bundled_avatar())  # what genkit ships, on the same held-out frames
     psnr_shipped = float(np.mean(render_split(shipped, d, None, args.render_samples)[0]))
     print("  timing (eager, then compiled)", file=sys.stderr)
-    # every model with backend "auto" (the numba rasterizer for the shell; the avatar's fused numba
-    # kernel), and the avatar again on the torch reference path (torch rasterizer and field)
-    entries = {name: (m, "auto") for name, m in models.items()}
-    entries["avatar_torch"] = (models["avatar"], "torch")
-    rows["avatar_torch"] = {}
+    # every model with render_frame's defaults (backend "auto": the numba rasterizer for the shell, the
+    # avatar's fused numba kernel; the field run 4096 rays at a time), the avatar again on the torch
+    # reference path (torch rasterizer and field), and at 128^2 the big MLP on all rays at once
+    chunk = inspect.signature(render_frame).parameters["chunk"].default
+    entries = {name: (m, "auto", chunk) for name, m in models.items()}
+    entries["avatar_torch"] = (models["avatar"], "torch", chunk)
+    rows["avatar_torch"], rows["big_mlp_unchunked"] = {}, {}
     for key, size, n in (("speed_128", 128, rounds), ("speed_256", 256, 1)):
-        for name, r in speed(entries, d, size, args.render_samples, n).items():
+        extra = {"big_mlp_unchunked": (models["big_mlp"], "auto", None)} if size == 128 else {}
+        for name, r in speed(entries | extra, d, size, args.render_samples, n).items():
             rows[name][key] = r
     if not args.no_compile:
         for m in models.values():
             compile_field(m)  # the avatar: its MLP after the numba kernel; the baselines: the whole field
-        compiled = {name: (m, "auto") for name, m in models.items()}
+        compiled = {name: (m, "auto", chunk) for name, m in models.items()}
         for name, r in speed(compiled, d, 128, args.render_samples, rounds, stages=False).items():
             rows[name]["speed_128_compiled"] = r
 
@@ -264,6 +270,9 @@ def main(argv=None) -> int:
         "fps_256_torch": t["speed_256"]["fps"],
         "speedup_vs_big_mlp_torch": t["speed_128"]["fps"] / b["speed_128"]["fps"],
         "numba_vs_torch_128": a["speed_128"]["fps"] / t["speed_128"]["fps"],
+        "render_chunk_rays": chunk,
+        "big_mlp_unchunked_fps_128": rows["big_mlp_unchunked"]["speed_128"]["fps"],
+        "speedup_vs_big_mlp_unchunked": a["speed_128"]["fps"] / rows["big_mlp_unchunked"]["speed_128"]["fps"],
         **(
             {
                 "fps_128_compiled": a["speed_128_compiled"]["fps"],
@@ -311,6 +320,10 @@ def main(argv=None) -> int:
             + ", ".join(f"{m} {rows[m]['speed_128_compiled']['fps']:.1f}" for m in MODELS)
             + f"; avatar vs big MLP {result['speedup_vs_big_mlp_compiled']:.1f}x faster"
         )
+    print(
+        f"big MLP on all rays at once (no chunks): {result['big_mlp_unchunked_fps_128']:.1f} fps at 128^2 "
+        f"(avatar {result['speedup_vs_big_mlp_unchunked']:.1f}x faster than that)"
+    )
     print(f"shipped avatar-head on the held-out expressions: {psnr_shipped:.3f} dB")
     print(
         f"k-NN two-level without the per-ray shortlist: recall@4 {knn['recall_no_shortlist']:.4f}, "

@@ -315,9 +315,21 @@ class _AvatarBase(ModelMixin, ConfigMixin):
                 f"mesh has {vertices.shape[0]} vertices; this avatar was trained on {self.template.shape[0]}"
             )
 
-    def render(self, state: FrameState, index, shell: Shell, stages=NO_STAGES, backend: str = "auto"):
-        """Colour (R, 3) and opacity (R,) of the shell's rays (``backend``: see the model's ``field``)."""
-        rgb, sigma = self.field(shell.points(), state, index, stages, backend)
+    def render(
+        self,
+        state: FrameState,
+        index,
+        shell: Shell,
+        stages=NO_STAGES,
+        backend: str = "auto",
+        chunk: int | None = None,
+    ):
+        """Colour (R, 3) and opacity (R,) of the shell's rays (``backend``: see the model's ``field``), the
+        field evaluated ``chunk`` rays at a time (None: all at once), which bounds the memory of large
+        frames and keeps a chunk's activations in the CPU's cache from layer to layer."""
+        x = shell.points()
+        parts = [self.field(xs, state, index, stages, backend) for xs in x.split(chunk or len(x))]
+        rgb, sigma = (torch.cat(p) for p in zip(*parts, strict=True)) if len(parts) > 1 else parts[0]
         with stages("composite"):
             s = shell.t_starts.shape
             return composite(rgb.view(*s, 3), sigma.view(s), shell)
@@ -586,16 +598,17 @@ def render_frame(
     thickness: float = 0.04,
     stages=NO_STAGES,
     backend: str = "auto",
+    chunk: int | None = 4096,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One image (H, W, 3) in [0, 1] on white and its opacity (H, W). ``backend`` picks the code of the
     shell's rasterizer (every model) and of the avatar's per-sample work (``HashBlendshapeAvatar.features``;
-    the baselines' fields are torch only)."""
+    the baselines' fields are torch only); the field runs ``chunk`` rays at a time (``render``)."""
     state = model.prepare(expression, pose, vertices, neighbour, stages)
     with stages("shell"):
         shell = shell_samples(
             vertices, model.faces, c2w, focal, size, num_samples, thickness, backend=backend
         )
-    rgb, opacity = model.render(state, index, shell, stages, backend)
+    rgb, opacity = model.render(state, index, shell, stages, backend, chunk)
     with stages("composite"):
         img = torch.ones(size * size, 3)
         img[shell.pixels] = rgb

@@ -219,6 +219,8 @@ def test_render_is_deterministic_and_round_trips(name, head, tmp_path):
     b, _ = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb)
     assert a.shape == (32, 32, 3) and torch.equal(a, b)
     assert (alpha[0, 0] == 0) and torch.equal(a[0, 0], torch.ones(3))  # the corner is background
+    chunked, _ = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, chunk=50)  # 50 rays at a time
+    assert torch.allclose(chunked, a, atol=1e-5)
     m.save_pretrained(tmp_path / name)
     m2 = MODELS[name].from_pretrained(tmp_path / name).eval()
     c, _ = render_frame(m2, e, pose, v, c2w, 32 * 1.35, 32, index, nb)
