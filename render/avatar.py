@@ -435,10 +435,11 @@ class HashBlendshapeAvatar(_AvatarBase):
         return out.view(n, levels * feats)
 
     def features(self, x, state: FrameState, index: KNNIndex, stages=NO_STAGES, backend: str = "auto"):
-        """The MLP input (N, L * F + 3) of samples ``x`` (R, S, 3): the k nearest vertices' table features
-        blended by distance weights, and the weighted local coordinates. ``backend``: "torch" (the
-        reference, differentiable), "numba" (the fused CPU kernel of ``genkit.render.kernels.numba_avatar``,
-        inference only) or "auto" (numba for CPU tensors without gradients, torch otherwise)."""
+        """The MLP input (N, L * F + 3) of samples ``x`` (R, S, 3) or (N, 3): the k nearest vertices' table
+        features blended by distance weights, and the weighted local coordinates. ``backend``: "torch"
+        (the reference, differentiable), "numba" (the fused CPU kernel of
+        ``genkit.render.kernels.numba_avatar``, inference only) or "auto" (numba for CPU tensors without
+        gradients, torch otherwise)."""
         if use_numba(x, backend):
             from genkit.render.kernels.numba_avatar import avatar_features
 

@@ -189,6 +189,10 @@ def test_numba_kernel_matches_the_torch_features(head, shortlist, samples):
     assert ref[:, :8].abs().mean() > 0.1  # table features, not zeros
     assert torch.allclose(got, ref, atol=1e-4)
     assert torch.allclose(img, img_ref, atol=1e-4)
+    flat = shell.points()[:, 0]  # (N, 3): one sample per ray
+    with torch.no_grad():
+        ref1 = m.features(flat, state, index, backend="torch")
+        assert torch.allclose(m.features(flat, state, index, backend="numba"), ref1, atol=1e-4)
     with torch.enable_grad():
         m.features(shell.points(), state, index)  # auto: gradients wanted -> the torch code
     with pytest.raises(ValueError, match="backend must be"):

@@ -144,7 +144,8 @@ def avatar_features(
     """The MLP input (R * S, L * F + 3) of samples ``x`` (R, S, 3) of R rays: the k neighbours' blended
     features from the merged ``tables`` (V, L, T, F) and their weighted local coordinates, as
     ``HashBlendshapeAvatar.features`` computes them. ``index`` is the ``KNNIndex``; ``corner_rows`` the
-    model's per-level (r^3, 8) corner rows."""
+    model's per-level (r^3, 8) corner rows. Points ``x`` (N, 3) are N rays of one sample."""
+    x = x[:, None] if x.dim() == 2 else x
     n_rays, n_samples = x.shape[:2]
     levels, feats = tables.shape[1], tables.shape[3]
     cells = max(len(c) for c in corner_rows)
