@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -97,7 +98,7 @@ def speed(models: dict, d, size, samples, rounds, stages=True) -> dict:
             chunk=chunk,
         )
 
-    warmup, timers, seconds, n = {}, {}, dict.fromkeys(models, 0.0), 0
+    warmup, timers, seconds, faults, n = {}, {}, dict.fromkeys(models, 0.0), dict.fromkeys(models, 0), 0
     for name in models:
         t = time.perf_counter()
         for i in range(2):
@@ -106,16 +107,18 @@ def speed(models: dict, d, size, samples, rounds, stages=True) -> dict:
         timers[name] = Stages() if stages else NO_STAGES
     for _ in range(rounds):
         for name in models:
-            t = time.perf_counter()
+            t, f0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             for i in range(len(d)):
                 frame(name, i, timers[name])
             seconds[name] += time.perf_counter() - t
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
         n += len(d)
     return {
         name: {
             "fps": n / seconds[name],
             "ms_per_frame": 1000 * seconds[name] / n,
             "warmup_seconds": warmup[name],
+            "page_faults_per_frame": faults[name] / n,  # minor faults: fresh memory touched
             **({"stages_ms": {k: 1000 * v / n for k, v in timers[name].seconds.items()}} if stages else {}),
         }
         for name in models
@@ -320,9 +323,11 @@ def main(argv=None) -> int:
             + ", ".join(f"{m} {rows[m]['speed_128_compiled']['fps']:.1f}" for m in MODELS)
             + f"; avatar vs big MLP {result['speedup_vs_big_mlp_compiled']:.1f}x faster"
         )
+    faults = {m: rows[m]["speed_128"]["page_faults_per_frame"] for m in ("big_mlp", "big_mlp_unchunked")}
     print(
         f"big MLP on all rays at once (no chunks): {result['big_mlp_unchunked_fps_128']:.1f} fps at 128^2 "
-        f"(avatar {result['speedup_vs_big_mlp_unchunked']:.1f}x faster than that)"
+        f"(avatar {result['speedup_vs_big_mlp_unchunked']:.1f}x faster than that); page faults per frame "
+        f"{faults['big_mlp_unchunked']:.0f} vs {faults['big_mlp']:.0f} in chunks"
     )
     print(f"shipped avatar-head on the held-out expressions: {psnr_shipped:.3f} dB")
     print(

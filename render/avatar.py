@@ -33,7 +33,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from genkit.render.avatar_data import rasterize, vertex_normals
+from genkit.render.avatar_data import euler, rasterize, vertex_normals
+from genkit.render.datasets import camera_rays
 from genkit.render.encodings import PRIMES, HashGridEncoding
 from genkit.render.fields import trunc_exp
 from genkit.render.kernels import numba_available, use_numba
@@ -132,9 +133,17 @@ class KNNIndex:
         groups = [torch.nonzero(owner == c).squeeze(1) for c in range(len(self.coarse))]
         width = max(len(g) for g in groups)
         self.members = torch.stack([torch.cat([g, g[:1].expand(width - len(g))]) for g in groups])
-        self.valid = torch.stack([torch.arange(width) < len(g) for g in groups])
+        self.counts = torch.tensor([len(g) for g in groups])  # the valid members lead each row
+        self.valid = torch.arange(width) < self.counts[:, None]
         self.probe = min(probe, len(self.coarse))
         self.shortlist = shortlist
+
+    def kept(self, samples: int, k: int) -> int | None:
+        """How many members a ray keeps for its ``samples`` samples to rank: the shortlist (at least
+        ``k``) when it applies, None (all the probed members) for one sample per ray or no shortlist."""
+        if self.shortlist is None or samples <= 1 or self.shortlist >= self.probe * self.members.shape[1]:
+            return None
+        return max(self.shortlist, k)
 
     def search(self, x: torch.Tensor, vertices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Distances and indices (N, k) of (approximately) the ``k`` nearest ``vertices`` of points ``x``
@@ -143,9 +152,9 @@ class KNNIndex:
         mid = rays[:, rays.shape[1] // 2]
         _, near = torch.cdist(mid, vertices[self.coarse]).topk(self.probe, dim=1, largest=False)
         cand, valid = self.members[near].flatten(1), self.valid[near].flatten(1)  # (R, C)
-        if self.shortlist is not None and rays.shape[1] > 1 and self.shortlist < cand.shape[1]:
+        if (kept := self.kept(rays.shape[1], k)) is not None:
             d2 = ((mid[:, None] - vertices[cand]) ** 2).sum(-1).masked_fill(~valid, float("inf"))
-            cand = cand.gather(1, d2.topk(max(self.shortlist, k), dim=1, largest=False)[1])
+            cand = cand.gather(1, d2.topk(kept, dim=1, largest=False)[1])
             valid = None
         d2 = ((rays[:, :, None] - vertices[cand][:, None]) ** 2).sum(-1)  # (R, S, C)
         if valid is not None:
@@ -220,18 +229,9 @@ def shell_samples(
         pixels = torch.nonzero(torch.isfinite(depth)).squeeze(1)
     else:
         pixels = pixels[torch.isfinite(depth[pixels])]
-    ys, xs = torch.div(pixels, size, rounding_mode="floor"), pixels % size
-    cam = torch.stack(
-        [
-            (xs + 0.5 - size / 2) / focal,
-            -(ys + 0.5 - size / 2) / focal,
-            -torch.ones_like(xs, dtype=torch.float32),
-        ],
-        -1,
-    )
-    t_hit = depth[pixels] * cam.norm(dim=-1)  # camera depth -> distance along the unit ray
-    dirs = F.normalize(cam @ c2w[:3, :3].T, dim=-1)
-    origins = c2w[:3, 3].expand(len(pixels), 3)
+    xy = torch.stack([pixels % size, torch.div(pixels, size, rounding_mode="floor")], -1)
+    origins, dirs = camera_rays(c2w, focal, size, size, xy)
+    t_hit = depth[pixels] / -(dirs @ c2w[:3, 2])  # camera depth -> distance along the unit ray
     edges = torch.linspace(-thickness, thickness, num_samples + 1)
     step = 2 * thickness / num_samples
     jitter = 0.5 if generator is None else torch.rand(len(pixels), 1, generator=generator)
@@ -257,18 +257,11 @@ class FrameState:
     rotation: torch.Tensor
     tables: torch.Tensor | None = None
     code: torch.Tensor | None = None
-    blend: torch.Tensor | None = None
 
 
 def pose_rotation(pose: torch.Tensor) -> torch.Tensor:
-    """(yaw, pitch, roll) -> R (3, 3) with world = R @ head (the convention of genkit.render.avatar_data)."""
-    yaw, pitch, roll = pose.unbind(-1)
-    c, s = torch.cos, torch.sin
-    one, zero = torch.ones_like(yaw), torch.zeros_like(yaw)
-    ry = torch.stack([c(yaw), zero, s(yaw), zero, one, zero, -s(yaw), zero, c(yaw)]).view(3, 3)
-    rx = torch.stack([one, zero, zero, zero, c(pitch), -s(pitch), zero, s(pitch), c(pitch)]).view(3, 3)
-    rz = torch.stack([c(roll), -s(roll), zero, s(roll), c(roll), zero, zero, zero, one]).view(3, 3)
-    return ry @ rx @ rz
+    """(yaw, pitch, roll) -> R (3, 3) with world = R @ head: ``genkit.render.avatar_data.euler``."""
+    return torch.from_numpy(euler(pose)).to(pose.device)
 
 
 def small_mlp(d_in: int, hidden: int) -> nn.Sequential:
@@ -360,8 +353,11 @@ class HashBlendshapeAvatar(_AvatarBase):
         super().__init__()
         self._init_mesh(num_vertices, num_faces)
         levels = len(resolutions)
-        for lvl, r in enumerate(resolutions):  # fixed by the config: not saved
-            self.register_buffer(f"corner_rows_{lvl}", corner_rows(r, table_size), persistent=False)
+        rows = [corner_rows(r, table_size) for r in resolutions]  # fixed by the config: not saved
+        padded = torch.zeros(levels, max(len(r) for r in rows), 8, dtype=torch.long)
+        for lvl, r in enumerate(rows):
+            padded[lvl, : len(r)] = r
+        self.register_buffer("corner_rows", padded, persistent=False)  # (levels, cells, 8)
         self.tables = nn.Parameter(
             torch.empty(num_vertices, num_tables, levels, table_size, features).uniform_(-1e-2, 1e-2)
         )
@@ -398,7 +394,7 @@ class HashBlendshapeAvatar(_AvatarBase):
             tables = torch.einsum("vk,vklts->vlts", blend, self.tables)
         with stages("search"):
             frames = vertex_frames(vertices, self.faces, neighbour)
-        return FrameState(vertices, frames, pose_rotation(pose), tables=tables, blend=blend)
+        return FrameState(vertices, frames, pose_rotation(pose), tables=tables)
 
     def lookup(
         self,
@@ -410,7 +406,7 @@ class HashBlendshapeAvatar(_AvatarBase):
         """Trilinear lookups of points ``u`` (N, k, 3) in [0, 1] in the merged tables (V, L, T, F) of
         vertices ``vid`` (N, k), summed over the k neighbours with ``weights`` (N, k) -> (N, L * F); with
         ``vid`` (N,) and ``u`` (N, 3), one lookup per point. The 8 corner rows of every cell come from a
-        precomputed table (``corner_rows_{level}``), the corner weights from broadcasting; one ``embedding_bag``
+        precomputed table (``corner_rows[level]``), the corner weights from broadcasting; one ``embedding_bag``
         call gathers and weights all k x 8 rows of a sample and level."""
         _, levels, size, feats = tables.shape
         if vid.dim() == 1:
@@ -423,7 +419,7 @@ class HashBlendshapeAvatar(_AvatarBase):
             frac = pos - cell
             c = cell.long()
             rows.append(
-                getattr(self, f"corner_rows_{lvl}")[c[..., 0] + r * (c[..., 1] + r * c[..., 2])]
+                self.corner_rows[lvl][c[..., 0] + r * (c[..., 1] + r * c[..., 2])]
                 + ((vid * levels + lvl) * size)[..., None]
             )  # (N, k, 8)
             fx, fy, fz = (torch.stack([1 - f, f], -1) for f in frac.unbind(-1))  # (N, k, 2) each
@@ -440,16 +436,22 @@ class HashBlendshapeAvatar(_AvatarBase):
         (the reference, differentiable), "numba" (the fused CPU kernel of
         ``genkit.render.kernels.numba_avatar``, inference only) or "auto" (numba for CPU tensors without
         gradients, torch otherwise)."""
+        c = self.config
         if use_numba(x, backend):
             from genkit.render.kernels.numba_avatar import avatar_features
 
             with stages("search+gather"):
-                rows = [getattr(self, f"corner_rows_{lvl}") for lvl in range(len(self.config.resolutions))]
-                c = self.config
                 return avatar_features(
-                    x, state.vertices, state.frames, state.tables, rows, c.resolutions, index, c.k, c.support
+                    x,
+                    state.vertices,
+                    state.frames,
+                    state.tables,
+                    self.corner_rows,
+                    c.resolutions,
+                    index,
+                    c.k,
+                    c.support,
                 )
-        c = self.config
         with stages("search"):
             d, nn_ = index.search(x, state.vertices, c.k)  # (N, k)
             x = x.reshape(-1, 3)

@@ -135,7 +135,7 @@ def avatar_features(
     vertices: torch.Tensor,
     frames: torch.Tensor,
     tables: torch.Tensor,
-    corner_rows: list[torch.Tensor],
+    corner_rows: torch.Tensor,
     resolutions: tuple[int, ...],
     index,
     k: int,
@@ -144,18 +144,12 @@ def avatar_features(
     """The MLP input (R * S, L * F + 3) of samples ``x`` (R, S, 3) of R rays: the k neighbours' blended
     features from the merged ``tables`` (V, L, T, F) and their weighted local coordinates, as
     ``HashBlendshapeAvatar.features`` computes them. ``index`` is the ``KNNIndex``; ``corner_rows`` the
-    model's per-level (r^3, 8) corner rows. Points ``x`` (N, 3) are N rays of one sample."""
+    model's (L, cells, 8) corner rows. Points ``x`` (N, 3) are N rays of one sample."""
     x = x[:, None] if x.dim() == 2 else x
     n_rays, n_samples = x.shape[:2]
     levels, feats = tables.shape[1], tables.shape[3]
-    cells = max(len(c) for c in corner_rows)
-    rows = torch.zeros(levels, cells, 8, dtype=torch.int64)
-    for lvl, c in enumerate(corner_rows):
-        rows[lvl, : len(c)] = c
-    candidates = index.probe * index.members.shape[1]
-    use_shortlist = index.shortlist is not None and n_samples > 1 and index.shortlist < candidates
+    kept = index.kept(n_samples, k)
     out = torch.empty(n_rays * n_samples, levels * feats + 3)
-    cap = max(index.shortlist, k) if use_shortlist else candidates
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
     def arr(t, dtype=np.float32):
@@ -167,17 +161,17 @@ def avatar_features(
         arr(vertices[index.coarse].T),
         arr(frames),
         arr(index.members, np.int64),
-        arr(index.valid.sum(1), np.int64),
+        arr(index.counts, np.int64),
         arr(tables).reshape(-1),
         levels,
         tables.shape[2],
         feats,
-        rows.numpy().reshape(-1),
-        cells,
+        arr(corner_rows, np.int64).reshape(-1),
+        corner_rows.shape[1],
         np.asarray(resolutions, np.int64),
         k,
         index.probe,
-        cap,
+        index.probe * index.members.shape[1] if kept is None else kept,
         np.float32(support),
         out.numpy(),
     )
