@@ -164,9 +164,15 @@ class KNNIndex:
         return d2.sqrt().reshape(-1, k), idx.reshape(-1, k)
 
 
-def vertex_frames(vertices: torch.Tensor, faces: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
+def vertex_frames(
+    vertices: torch.Tensor, faces: torch.Tensor, neighbour: torch.Tensor, backend: str = "torch"
+) -> torch.Tensor:
     """Local frames (V, 3, 3) of a deformed mesh, rows (tangent, bitangent, normal): the normal from the
-    faces, the tangent towards a fixed neighbouring vertex."""
+    faces, the tangent towards a fixed neighbouring vertex. ``backend``: see ``use_numba``."""
+    if use_numba(vertices, backend):
+        from genkit.render.kernels.numba_avatar import vertex_frames as numba_frames
+
+        return numba_frames(vertices, faces, neighbour)
     n = vertex_normals(vertices, faces)
     e = vertices[neighbour] - vertices
     t = F.normalize(e - (e * n).sum(-1, keepdim=True) * n, dim=-1)
@@ -222,9 +228,14 @@ def shell_samples(
     """Samples in the shell ``[t_hit - thickness, t_hit + thickness]`` around the rasterized front surface
     of the mesh, for the given flat ``pixels`` (default: every pixel the mesh covers). ``depth`` (H*W,) is
     a precomputed camera depth (inf where empty; else ``rasterize`` with ``backend``); ``generator``
-    jitters the samples (training)."""
+    jitters the samples (training). ``backend`` "auto"/"numba" also builds the rays and samples of every
+    covered pixel, unjittered, in one numba loop."""
     if depth is None:
         depth = rasterize(vertices, faces, c2w, focal, size, backend)[2].reshape(-1)
+    if pixels is None and generator is None and use_numba(vertices, backend):
+        from genkit.render.kernels.numba_avatar import shell_rays
+
+        return Shell(*shell_rays(depth, c2w, focal, size, num_samples, thickness))
     if pixels is None:
         pixels = torch.nonzero(torch.isfinite(depth)).squeeze(1)
     else:
@@ -277,7 +288,11 @@ def decode(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class _AvatarBase(ModelMixin, ConfigMixin):
-    """Shared checks and the mesh buffers (template, faces) every avatar model carries."""
+    """Shared checks and the mesh buffers (template, faces) every avatar model carries. ``render_chunk``:
+    the rays per field call that ``render_frame`` uses by default, the fastest on the CPU
+    (``bench/avatar.py`` times the big MLP at several)."""
+
+    render_chunk = 4096
 
     def _init_mesh(self, num_vertices: int, num_faces: int):
         self.register_buffer("template", torch.zeros(num_vertices, 3))
@@ -308,6 +323,22 @@ class _AvatarBase(ModelMixin, ConfigMixin):
                 f"mesh has {vertices.shape[0]} vertices; this avatar was trained on {self.template.shape[0]}"
             )
 
+    def shade(
+        self,
+        state: FrameState,
+        index,
+        shell: Shell,
+        stages=NO_STAGES,
+        backend: str = "auto",
+        chunk: int | None = None,
+    ):
+        """Colour (R * S, 3) and density (R * S,) of the shell's samples (``backend``: see the model's
+        ``field``), the field evaluated ``chunk`` rays at a time (None: all at once), which bounds the
+        memory of large frames and keeps a chunk's activations in the CPU's cache from layer to layer."""
+        x = shell.points()
+        parts = [self.field(xs, state, index, stages, backend) for xs in x.split(chunk or len(x))]
+        return (torch.cat(p) for p in zip(*parts, strict=True)) if len(parts) > 1 else parts[0]
+
     def render(
         self,
         state: FrameState,
@@ -317,12 +348,8 @@ class _AvatarBase(ModelMixin, ConfigMixin):
         backend: str = "auto",
         chunk: int | None = None,
     ):
-        """Colour (R, 3) and opacity (R,) of the shell's rays (``backend``: see the model's ``field``), the
-        field evaluated ``chunk`` rays at a time (None: all at once), which bounds the memory of large
-        frames and keeps a chunk's activations in the CPU's cache from layer to layer."""
-        x = shell.points()
-        parts = [self.field(xs, state, index, stages, backend) for xs in x.split(chunk or len(x))]
-        rgb, sigma = (torch.cat(p) for p in zip(*parts, strict=True)) if len(parts) > 1 else parts[0]
+        """Colour (R, 3) and opacity (R,) of the shell's rays: ``shade`` and ``composite``."""
+        rgb, sigma = self.shade(state, index, shell, stages, backend, chunk)
         with stages("composite"):
             s = shell.t_starts.shape
             return composite(rgb.view(*s, 3), sigma.view(s), shell)
@@ -386,14 +413,15 @@ class HashBlendshapeAvatar(_AvatarBase):
         w = F.grid_sample(uv_map, uv, align_corners=False, padding_mode="border")[0, :, 0].T  # (V, K)
         return w.softmax(-1)
 
-    def prepare(self, expression, pose, vertices, neighbour, stages=NO_STAGES) -> FrameState:
+    def prepare(self, expression, pose, vertices, neighbour, stages=NO_STAGES, backend="auto") -> FrameState:
+        """The frame's merged tables and vertex frames (``backend`` of the frames: see ``use_numba``)."""
         self.check_inputs(expression, vertices)
         with stages("cnn"):
             blend = self.blend_weights(expression)
         with stages("gather"):
             tables = torch.einsum("vk,vklts->vlts", blend, self.tables)
         with stages("search"):
-            frames = vertex_frames(vertices, self.faces, neighbour)
+            frames = vertex_frames(vertices, self.faces, neighbour, backend)
         return FrameState(vertices, frames, pose_rotation(pose), tables=tables)
 
     def lookup(
@@ -500,7 +528,9 @@ class GlobalHashBlendshape(_AvatarBase):
         del self.encoding.tables
         self.mlp = small_mlp(levels * features, hidden)
 
-    def prepare(self, expression, pose, vertices, neighbour=None, stages=NO_STAGES) -> FrameState:
+    def prepare(
+        self, expression, pose, vertices, neighbour=None, stages=NO_STAGES, backend="auto"
+    ) -> FrameState:
         self.check_inputs(expression, vertices)
         with stages("gather"):
             coef = torch.cat([expression.new_ones(1), expression])
@@ -518,7 +548,10 @@ class GlobalHashBlendshape(_AvatarBase):
 
 class BigMLPAvatar(_AvatarBase):
     """Dynamic-NeRF baseline: a ``depth`` x ``width`` MLP on positionally encoded head-space points and the
-    expression code (with a skip connection halfway), as in expression-conditioned NeRF avatars."""
+    expression code (with a skip connection halfway), as in expression-conditioned NeRF avatars. It runs
+    512 rays (2048 samples at 4 per ray) at a time: its 256-wide activations then stay in the L2 cache."""
+
+    render_chunk = 512
 
     @register_to_config
     def __init__(
@@ -541,7 +574,9 @@ class BigMLPAvatar(_AvatarBase):
         )
         self.out = nn.Linear(width, 4)
 
-    def prepare(self, expression, pose, vertices, neighbour=None, stages=NO_STAGES) -> FrameState:
+    def prepare(
+        self, expression, pose, vertices, neighbour=None, stages=NO_STAGES, backend="auto"
+    ) -> FrameState:
         self.check_inputs(expression, vertices)
         return FrameState(vertices, None, pose_rotation(pose), code=expression)
 
@@ -601,20 +636,26 @@ def render_frame(
     thickness: float = 0.04,
     stages=NO_STAGES,
     backend: str = "auto",
-    chunk: int | None = 4096,
+    chunk: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One image (H, W, 3) in [0, 1] on white and its opacity (H, W). ``backend`` picks the code of the
-    shell's rasterizer (every model) and of the avatar's per-sample work (``HashBlendshapeAvatar.features``;
-    the baselines' fields are torch only); the field runs ``chunk`` rays at a time (``render``)."""
-    state = model.prepare(expression, pose, vertices, neighbour, stages)
+    shell (rasterizer, rays and samples) and the compositing (every model) and of the avatar's per-frame
+    and per-sample work (vertex frames, ``HashBlendshapeAvatar.features``; the baselines' fields are torch
+    only); the field runs ``chunk`` rays at a time (``shade``; default: the model's ``render_chunk``)."""
+    state = model.prepare(expression, pose, vertices, neighbour, stages, backend)
     with stages("shell"):
         shell = shell_samples(
             vertices, model.faces, c2w, focal, size, num_samples, thickness, backend=backend
         )
-    rgb, opacity = model.render(state, index, shell, stages, backend, chunk)
+    rgb, sigma = model.shade(state, index, shell, stages, backend, chunk or model.render_chunk)
     with stages("composite"):
-        img = torch.ones(size * size, 3)
-        img[shell.pixels] = rgb
-        alpha = torch.zeros(size * size)
-        alpha[shell.pixels] = opacity
+        if use_numba(rgb, backend):
+            from genkit.render.kernels.numba_avatar import composite_image
+
+            img, alpha = composite_image(rgb, sigma, shell.t_starts, shell.t_ends, shell.pixels, size)
+        else:
+            s = shell.t_starts.shape
+            colour, opacity = composite(rgb.view(*s, 3), sigma.view(s), shell)
+            img, alpha = torch.ones(size * size, 3), torch.zeros(size * size)
+            img[shell.pixels], alpha[shell.pixels] = colour, opacity
     return img.view(size, size, 3), alpha.view(size, size)

@@ -87,6 +87,13 @@ def test_numba_rasterizer_matches_torch(head):
         assert (ref[0] >= 0).float().mean() > 0.2
         assert torch.equal(got[0], ref[0])  # same faces, same ties
         assert torch.allclose(got[1], ref[1], atol=1e-5) and torch.allclose(got[2], ref[2], atol=1e-5)
+        # the shell's rays and samples built from the depth map
+        a, b = (
+            shell_samples(v, faces, c2w, 1.35 * size, size, 4, 0.04, backend=k) for k in ("torch", "numba")
+        )
+        assert torch.equal(a.pixels, b.pixels) and len(a.pixels) == int((ref[0] >= 0).sum())
+        for name in ("origins", "directions", "t_starts", "t_ends"):
+            assert torch.allclose(getattr(b, name), getattr(a, name), atol=1e-5), name
     with pytest.raises(ValueError, match="backend must be"):
         rasterize(v, faces, c2w, 10.0, 8, "cuda")
 
@@ -180,15 +187,18 @@ def test_numba_kernel_matches_the_torch_features(head, shortlist, samples):
     c2w = torch.from_numpy(look_at((0.6, 0.2, 3.0)))
     shell = shell_samples(v, m.faces, c2w, 48 * 1.35, 48, samples, 0.04)
     with torch.no_grad():
-        state = m.prepare(e, pose, v, nb)
+        state = m.prepare(e, pose, v, nb, backend="torch")
+        frames = m.prepare(e, pose, v, nb, backend="numba").frames
         ref = m.features(shell.points(), state, index, backend="torch")
         got = m.features(shell.points(), state, index, backend="numba")
-        img_ref, _ = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, backend="torch")
-        img, _ = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, backend="numba")
+        img_ref, alpha_ref = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, backend="torch")
+        img, alpha = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, backend="numba")
     assert got.shape == ref.shape == (len(shell.pixels) * samples, 2 * 4 + 3)
     assert ref[:, :8].abs().mean() > 0.1  # table features, not zeros
+    assert torch.allclose(frames, state.frames, atol=1e-5)  # the numba vertex frames
     assert torch.allclose(got, ref, atol=1e-4)
-    assert torch.allclose(img, img_ref, atol=1e-4)
+    assert torch.allclose(img, img_ref, atol=1e-4) and torch.allclose(alpha, alpha_ref, atol=1e-4)
+    assert alpha.max() > 0.1 and (alpha == 0).any()  # some opacity, on a background
     flat = shell.points()[:, 0]  # (N, 3): one sample per ray
     with torch.no_grad():
         ref1 = m.features(flat, state, index, backend="torch")
@@ -197,6 +207,29 @@ def test_numba_kernel_matches_the_torch_features(head, shortlist, samples):
         m.features(shell.points(), state, index)  # auto: gradients wanted -> the torch code
     with pytest.raises(ValueError, match="backend must be"):
         m.features(shell.points(), state, index, backend="triton")
+
+
+@pytest.mark.parametrize("features,resolutions", [(2, (3, 7)), (6, (2, 5, 9))])
+def test_numba_kernel_any_table_shape(head, features, resolutions):
+    """The kernel keeps features in registers in blocks of 4: other widths (padded) and level counts."""
+    pytest.importorskip("numba")
+    torch.manual_seed(0)
+    e, pose, v = frame(head)
+    m = HashBlendshapeAvatar(
+        num_vertices=len(head.template), num_faces=len(head.faces), features=features, resolutions=resolutions
+    )
+    m.set_mesh(torch.from_numpy(head.template), torch.from_numpy(head.faces).long())
+    with torch.no_grad():
+        m.tables.normal_()
+    index, nb = m.mesh_index()
+    shell = shell_samples(v, m.faces, torch.from_numpy(look_at((0.3, 0.1, 3.0))), 40 * 1.35, 40, 4, 0.04)
+    with torch.no_grad():
+        state = m.prepare(e, pose, v, nb)
+        ref = m.features(shell.points(), state, index, backend="torch")
+        got = m.features(shell.points(), state, index, backend="numba")
+    assert got.shape == (len(shell.pixels) * 4, len(resolutions) * features + 3)
+    assert ref[:, -4].abs().mean() > 0.1
+    assert torch.allclose(got, ref, atol=1e-4)
 
 
 def test_shell_samples_straddle_the_surface(head):

@@ -10,7 +10,9 @@ vertices of the ray's middle sample, the ``shortlist`` nearest of their members,
 table rows accumulated into the sample's features.
 
 ``rasterize`` is the z-buffer of ``genkit.render.avatar_data.rasterize`` as a loop over the faces (same
-coverage test, same ties), for the shell at render time.
+coverage test, same ties), for the shell at render time; ``shell_rays`` the shell's samples and
+``composite_image`` their compositing into the image (``genkit.render.avatar.shell_samples`` and
+``composite``), ``vertex_frames`` the vertices' local frames of ``genkit.render.avatar.vertex_frames``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import math
 import numba
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 @numba.njit(inline="always")
@@ -38,96 +41,165 @@ def _insert(dist, idx, n, d, i):
     return min(n + 1, cap)
 
 
+@numba.njit(inline="always")
+def _bounded(bound, step):
+    """An upper bound on a query's n-th smallest squared distance to a set of points, from the previous
+    query's n-th smallest distance ``bound`` (not squared) to the same set and the ``step`` between the
+    two queries (triangle inequality), with a margin for rounding; inf when ``bound`` is."""
+    return (bound + step) ** 2 * np.float32(1.0001) + np.float32(1e-12)
+
+
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy", fastmath=True)
 def _features(
     x, verts, coarse_xyz, frames, members, counts, tables, levels, size, feats, rows, cells, res, k, probe,
     cap, support, out,
 ):  # fmt: skip
     n_rays, n_samples = x.shape[0], x.shape[1]
-    n_coarse = members.shape[0]
+    n_coarse, width = members.shape
+    blocks = tables.shape[1] // 4  # the tables' features, padded to blocks of 4 (kept in registers)
     inv_support = np.float32(1.0) / support
     inv_sigma2 = np.float32(4.0) / (support * support)
-    one, half = np.float32(1.0), np.float32(0.5)
+    one, half, zero, inf = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(np.inf)
     chunk = 64  # rays per task: the scratch arrays are allocated once per chunk
     for first in numba.prange((n_rays + chunk - 1) // chunk):
-        d_coarse = np.empty(n_coarse, np.float32)
+        d_coarse, pick = np.empty(n_coarse, np.float32), np.empty(n_coarse, np.int64)
         near_d, near_i = np.empty(probe, np.float32), np.empty(probe, np.int64)
+        prev_near = np.full(probe, -1, np.int64)
+        mem_d, mem_i = np.empty(probe * width, np.float32), np.empty(probe * width, np.int64)
         cand_d, cand_i = np.empty(cap, np.float32), np.empty(cap, np.int64)
         knn_d, knn_i = np.empty(k, np.float32), np.empty(k, np.int64)
-        w, u = np.empty(k, np.float32), np.empty(3, np.float32)
-        acc = np.empty(levels * feats + 3, np.float32)
+        w, uk = np.empty(k, np.float32), np.empty((k, 3), np.float32)
+        # the previous ray's middle sample and distances to its probe-th coarse and cap-th member vertex
+        qx, qy, qz, near_bound, cand_bound = zero, zero, zero, inf, inf
         for r in range(first * chunk, min(first * chunk + chunk, n_rays)):
             mid = n_samples // 2
             mx, my, mz = x[r, mid, 0], x[r, mid, 1], x[r, mid, 2]
-            # level 1: the probe nearest coarse vertices of the middle sample
+            step = math.sqrt((mx - qx) ** 2 + (my - qy) ** 2 + (mz - qz) ** 2)
+            qx, qy, qz = mx, my, mz
+            # level 1: the probe nearest coarse vertices of the middle sample; only those within the bound
+            # from the previous ray are ranked (picked without branches), all of them if that fails
             for c in range(n_coarse):
                 dx, dy, dz = mx - coarse_xyz[0, c], my - coarse_xyz[1, c], mz - coarse_xyz[2, c]
                 d_coarse[c] = dx * dx + dy * dy + dz * dz
+            thr = _bounded(near_bound, step)
             n_near = 0
-            for c in range(n_coarse):
-                n_near = _insert(near_d, near_i, n_near, d_coarse[c], c)
-            # level 2: their members, the ``cap`` nearest to the middle sample (the shortlist)
-            n_cand = 0
+            for _attempt in range(2):  # within the bound, then (if that failed) all
+                m = 0
+                for c in range(n_coarse):
+                    pick[m] = c
+                    m += d_coarse[c] <= thr
+                n_near = 0
+                for j in range(m):
+                    n_near = _insert(near_d, near_i, n_near, d_coarse[pick[j]], pick[j])
+                if n_near == min(probe, n_coarse):
+                    break
+                thr = inf
+            near_bound = math.sqrt(near_d[n_near - 1])
+            # level 2: the ``cap`` nearest members of those (the shortlist); when the probed vertices are
+            # the previous ray's, so are the members, and the previous shortlist bounds this one
+            same = cand_bound < inf
+            for p in range(n_near):
+                hit = False
+                for q in range(n_near):
+                    hit = hit or near_i[p] == prev_near[q]
+                same = same and hit
+            prev_near[:n_near] = near_i[:n_near]
+            thr = _bounded(cand_bound, step) if same else inf
+            m = 0
             for p in range(n_near):
                 g = near_i[p]
                 for j in range(counts[g]):
                     v = members[g, j]
                     dx, dy, dz = mx - verts[v, 0], my - verts[v, 1], mz - verts[v, 2]
-                    n_cand = _insert(cand_d, cand_i, n_cand, dx * dx + dy * dy + dz * dz, v)
+                    mem_d[m], mem_i[m] = dx * dx + dy * dy + dz * dz, v
+                    m += mem_d[m] <= thr
+            n_cand = 0
+            for j in range(m):
+                n_cand = _insert(cand_d, cand_i, n_cand, mem_d[j], mem_i[j])
+            if n_cand < cap and thr < inf:  # the bound failed (rounding): rank them all
+                n_cand = 0
+                for p in range(n_near):
+                    g = near_i[p]
+                    for j in range(counts[g]):
+                        v = members[g, j]
+                        dx, dy, dz = mx - verts[v, 0], my - verts[v, 1], mz - verts[v, 2]
+                        n_cand = _insert(cand_d, cand_i, n_cand, dx * dx + dy * dy + dz * dz, v)
+            cand_bound = math.sqrt(cand_d[n_cand - 1]) if n_cand == cap else inf
             for s in range(n_samples):
-                # each sample: its k nearest of the shortlist, and their normalised distance weights
+                # each sample: its k nearest of the shortlist, their normalised distance weights and the
+                # sample in each one's local frame (the weighted coordinates are features too)
+                o = r * n_samples + s
                 px, py, pz = x[r, s, 0], x[r, s, 1], x[r, s, 2]
                 n_knn = 0
                 for j in range(n_cand):
                     v = cand_i[j]
                     dx, dy, dz = px - verts[v, 0], py - verts[v, 1], pz - verts[v, 2]
                     n_knn = _insert(knn_d, knn_i, n_knn, dx * dx + dy * dy + dz * dz, v)
-                total_w = np.float32(0.0)
+                total_w = zero
                 for j in range(n_knn):
                     w[j] = np.float32(math.exp(-knn_d[j] * inv_sigma2)) + np.float32(1e-6)
                     total_w += w[j]
-                acc[:] = 0.0
+                cx, cy, cz = zero, zero, zero
                 for j in range(n_knn):
-                    # the sample in the vertex's local frame, then a trilinear lookup per level
                     v = knn_i[j]
-                    wj = w[j] / total_w
+                    w[j] /= total_w
                     ex, ey, ez = px - verts[v, 0], py - verts[v, 1], pz - verts[v, 2]
-                    for a in range(3):
-                        q = (frames[v, a, 0] * ex + frames[v, a, 1] * ey + frames[v, a, 2] * ez) * inv_support
-                        acc[levels * feats + a] += wj * q
-                        u[a] = (min(max(q, -one), one) + one) * half
-                    for lvl in range(levels):
-                        rr = res[lvl]
-                        fx, fy, fz = u[0] * np.float32(rr), u[1] * np.float32(rr), u[2] * np.float32(rr)
-                        ix, iy, iz = (
-                            min(int(fx), rr - 1),
-                            min(int(fy), rr - 1),
-                            min(int(fz), rr - 1),
-                        )  # u >= 0
-                        fx, fy, fz = fx - np.float32(ix), fy - np.float32(iy), fz - np.float32(iz)
-                        gx, gy, gz = one - fx, one - fy, one - fz
-                        # the 8 corners, x, y, z bits from the most significant, and their rows
-                        a00, a01, a10, a11 = wj * gx * gy, wj * gx * fy, wj * fx * gy, wj * fx * fy
-                        c0, c1, c2, c3 = a00 * gz, a00 * fz, a01 * gz, a01 * fz
-                        c4, c5, c6, c7 = a10 * gz, a10 * fz, a11 * gz, a11 * fz
-                        cb = (lvl * cells + ix + rr * (iy + rr * iz)) * 8
-                        vb = (v * levels + lvl) * size
-                        r0, r1 = (vb + rows[cb]) * feats, (vb + rows[cb + 1]) * feats
-                        r2, r3 = (vb + rows[cb + 2]) * feats, (vb + rows[cb + 3]) * feats
-                        r4, r5 = (vb + rows[cb + 4]) * feats, (vb + rows[cb + 5]) * feats
-                        r6, r7 = (vb + rows[cb + 6]) * feats, (vb + rows[cb + 7]) * feats
-                        for f in range(feats):
-                            acc[lvl * feats + f] += (
-                                c0 * tables[r0 + f]
-                                + c1 * tables[r1 + f]
-                                + c2 * tables[r2 + f]
-                                + c3 * tables[r3 + f]
-                                + c4 * tables[r4 + f]
-                                + c5 * tables[r5 + f]
-                                + c6 * tables[r6 + f]
-                                + c7 * tables[r7 + f]
-                            )
-                out[r * n_samples + s, :] = acc
+                    q0 = (frames[v, 0, 0] * ex + frames[v, 0, 1] * ey + frames[v, 0, 2] * ez) * inv_support
+                    q1 = (frames[v, 1, 0] * ex + frames[v, 1, 1] * ey + frames[v, 1, 2] * ez) * inv_support
+                    q2 = (frames[v, 2, 0] * ex + frames[v, 2, 1] * ey + frames[v, 2, 2] * ez) * inv_support
+                    cx, cy, cz = cx + w[j] * q0, cy + w[j] * q1, cz + w[j] * q2
+                    uk[j, 0] = (min(max(q0, -one), one) + one) * half
+                    uk[j, 1] = (min(max(q1, -one), one) + one) * half
+                    uk[j, 2] = (min(max(q2, -one), one) + one) * half
+                out[o, levels * feats] = cx
+                out[o, levels * feats + 1] = cy
+                out[o, levels * feats + 2] = cz
+                # per level and block of 4 features: trilinear lookups in the k vertices' merged tables,
+                # accumulated in registers and stored once
+                for lvl in range(levels):
+                    rr = res[lvl]
+                    for fb in range(blocks):
+                        s0, s1, s2, s3 = zero, zero, zero, zero
+                        for j in range(n_knn):
+                            fx, fy, fz = uk[j, 0] * rr, uk[j, 1] * rr, uk[j, 2] * rr
+                            ix, iy, iz = min(int(fx), rr - 1), min(int(fy), rr - 1), min(int(fz), rr - 1)
+                            fx, fy, fz = fx - np.float32(ix), fy - np.float32(iy), fz - np.float32(iz)
+                            gx, gy, gz = one - fx, one - fy, one - fz
+                            # the 8 corners, x, y, z bits from the most significant, and their rows
+                            wj = w[j]
+                            a00, a01, a10, a11 = wj * gx * gy, wj * gx * fy, wj * fx * gy, wj * fx * fy
+                            c0, c1, c2, c3 = a00 * gz, a00 * fz, a01 * gz, a01 * fz
+                            c4, c5, c6, c7 = a10 * gz, a10 * fz, a11 * gz, a11 * fz
+                            cb = (lvl * cells + ix + rr * (iy + rr * iz)) * 8
+                            vb = (knn_i[j] * levels + lvl) * size
+                            i0, i1 = vb + rows[cb], vb + rows[cb + 1]
+                            i2, i3 = vb + rows[cb + 2], vb + rows[cb + 3]
+                            i4, i5 = vb + rows[cb + 4], vb + rows[cb + 5]
+                            i6, i7 = vb + rows[cb + 6], vb + rows[cb + 7]
+                            f = 4 * fb
+                            s0 += c0 * tables[i0, f] + c1 * tables[i1, f] + c2 * tables[i2, f]
+                            s0 += c3 * tables[i3, f] + c4 * tables[i4, f] + c5 * tables[i5, f]
+                            s0 += c6 * tables[i6, f] + c7 * tables[i7, f]
+                            f += 1
+                            s1 += c0 * tables[i0, f] + c1 * tables[i1, f] + c2 * tables[i2, f]
+                            s1 += c3 * tables[i3, f] + c4 * tables[i4, f] + c5 * tables[i5, f]
+                            s1 += c6 * tables[i6, f] + c7 * tables[i7, f]
+                            f += 1
+                            s2 += c0 * tables[i0, f] + c1 * tables[i1, f] + c2 * tables[i2, f]
+                            s2 += c3 * tables[i3, f] + c4 * tables[i4, f] + c5 * tables[i5, f]
+                            s2 += c6 * tables[i6, f] + c7 * tables[i7, f]
+                            f += 1
+                            s3 += c0 * tables[i0, f] + c1 * tables[i1, f] + c2 * tables[i2, f]
+                            s3 += c3 * tables[i3, f] + c4 * tables[i4, f] + c5 * tables[i5, f]
+                            s3 += c6 * tables[i6, f] + c7 * tables[i7, f]
+                        base, n_f = lvl * feats + 4 * fb, min(4, feats - 4 * fb)
+                        out[o, base] = s0
+                        if n_f > 1:
+                            out[o, base + 1] = s1
+                        if n_f > 2:
+                            out[o, base + 2] = s2
+                        if n_f > 3:
+                            out[o, base + 3] = s3
 
 
 def avatar_features(
@@ -162,7 +234,7 @@ def avatar_features(
         arr(frames),
         arr(index.members, np.int64),
         arr(index.counts, np.int64),
-        arr(tables).reshape(-1),
+        arr(F.pad(tables, (0, -feats % 4)).reshape(-1, feats + -feats % 4)),  # features in blocks of 4
         levels,
         tables.shape[2],
         feats,
@@ -176,6 +248,134 @@ def avatar_features(
         out.numpy(),
     )
     return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _frames(verts, faces, neighbour, out):
+    n_verts = verts.shape[0]
+    normals = np.zeros((n_verts, 3), np.float32)
+    for f in range(faces.shape[0]):  # area-weighted face normals summed at the corners
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        ux, uy, uz = verts[b, 0] - verts[a, 0], verts[b, 1] - verts[a, 1], verts[b, 2] - verts[a, 2]
+        vx, vy, vz = verts[c, 0] - verts[a, 0], verts[c, 1] - verts[a, 1], verts[c, 2] - verts[a, 2]
+        nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+        for i in (a, b, c):
+            normals[i, 0] += nx
+            normals[i, 1] += ny
+            normals[i, 2] += nz
+    eps = np.float32(1e-12)
+    for v in range(n_verts):
+        nx, ny, nz = normals[v, 0], normals[v, 1], normals[v, 2]
+        norm = max(math.sqrt(nx * nx + ny * ny + nz * nz), eps)
+        nx, ny, nz = nx / norm, ny / norm, nz / norm
+        ex, ey, ez = np.float32(0.0), np.float32(0.0), np.float32(0.0)
+        if neighbour[v] < n_verts:
+            u = neighbour[v]
+            ex, ey, ez = verts[u, 0] - verts[v, 0], verts[u, 1] - verts[v, 1], verts[u, 2] - verts[v, 2]
+        en = ex * nx + ey * ny + ez * nz
+        tx, ty, tz = ex - en * nx, ey - en * ny, ez - en * nz
+        norm = max(math.sqrt(tx * tx + ty * ty + tz * tz), eps)
+        tx, ty, tz = tx / norm, ty / norm, tz / norm
+        out[v, 0, 0], out[v, 0, 1], out[v, 0, 2] = tx, ty, tz
+        out[v, 1, 0], out[v, 1, 1], out[v, 1, 2] = ny * tz - nz * ty, nz * tx - nx * tz, nx * ty - ny * tx
+        out[v, 2, 0], out[v, 2, 1], out[v, 2, 2] = nx, ny, nz
+
+
+def vertex_frames(vertices: torch.Tensor, faces: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
+    """Local frames (V, 3, 3) of a deformed mesh, rows (tangent, bitangent, normal), as
+    ``genkit.render.avatar.vertex_frames`` computes them (one loop over the faces, one over the vertices)."""
+    out = torch.empty(len(vertices), 3, 3)
+    _frames(
+        np.ascontiguousarray(vertices.numpy(), np.float32),
+        np.ascontiguousarray(faces.numpy(), np.int64),
+        np.ascontiguousarray(neighbour.numpy(), np.int64),
+        out.numpy(),
+    )
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
+def _shell(depth, pixels, c2w, focal, size, thickness, origins, dirs, t_starts, t_ends):
+    n_samples = t_starts.shape[1]
+    step = np.float32(2.0) * thickness / np.float32(n_samples)
+    half = np.float32(size) / np.float32(2.0)
+    for r in range(len(pixels)):
+        p = pixels[r]
+        cx = (np.float32(p % size) + np.float32(0.5) - half) / focal
+        cy = -(np.float32(p // size) + np.float32(0.5) - half) / focal
+        dx = c2w[0, 0] * cx + c2w[0, 1] * cy - c2w[0, 2]
+        dy = c2w[1, 0] * cx + c2w[1, 1] * cy - c2w[1, 2]
+        dz = c2w[2, 0] * cx + c2w[2, 1] * cy - c2w[2, 2]
+        norm = math.sqrt(dx * dx + dy * dy + dz * dz)
+        dx, dy, dz = dx / norm, dy / norm, dz / norm
+        origins[r, 0], origins[r, 1], origins[r, 2] = c2w[0, 3], c2w[1, 3], c2w[2, 3]
+        dirs[r, 0], dirs[r, 1], dirs[r, 2] = dx, dy, dz
+        t_hit = depth[p] / -(dx * c2w[0, 2] + dy * c2w[1, 2] + dz * c2w[2, 2])
+        for s in range(n_samples):
+            t_starts[r, s] = t_hit - thickness + np.float32(s) * step
+            t_ends[r, s] = t_starts[r, s] + step
+
+
+def shell_rays(
+    depth: torch.Tensor, c2w: torch.Tensor, focal: float, size: int, num_samples: int, thickness: float
+):
+    """The unjittered samples of ``genkit.render.avatar.shell_samples`` for every covered pixel of a camera
+    ``depth`` map (H*W,): pixels (R,), origins and unit directions (R, 3), t_starts and t_ends (R, S)."""
+    depth_np = np.ascontiguousarray(depth.numpy(), np.float32)
+    pixels = np.flatnonzero(np.isfinite(depth_np))
+    n = len(pixels)
+    origins, dirs = np.empty((n, 3), np.float32), np.empty((n, 3), np.float32)
+    t_starts, t_ends = np.empty((n, num_samples), np.float32), np.empty((n, num_samples), np.float32)
+    c2w_np = np.ascontiguousarray(c2w.numpy(), np.float32)
+    _shell(
+        depth_np,
+        pixels,
+        c2w_np,
+        np.float32(focal),
+        size,
+        np.float32(thickness),
+        origins,
+        dirs,
+        t_starts,
+        t_ends,
+    )
+    return tuple(torch.from_numpy(a) for a in (pixels, origins, dirs, t_starts, t_ends))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
+def _composite(rgb, sigma, t_starts, t_ends, pixels, background, img, alpha):
+    n_samples = t_starts.shape[1]
+    for r in range(len(pixels)):
+        excl, cr, cg, cb, opacity = 0.0, 0.0, 0.0, 0.0, 0.0  # float64 sums
+        for s in range(n_samples):
+            i = r * n_samples + s
+            sd = sigma[i] * (t_ends[r, s] - t_starts[r, s])
+            w = math.exp(-excl) * (1.0 - math.exp(-sd))
+            excl += sd
+            cr, cg, cb, opacity = cr + w * rgb[i, 0], cg + w * rgb[i, 1], cb + w * rgb[i, 2], opacity + w
+        p = pixels[r]
+        img[p, 0] = cr + (1.0 - opacity) * background
+        img[p, 1] = cg + (1.0 - opacity) * background
+        img[p, 2] = cb + (1.0 - opacity) * background
+        alpha[p] = opacity
+
+
+def composite_image(rgb, sigma, t_starts, t_ends, pixels, size: int, background: float = 1.0):
+    """``genkit.render.avatar.composite`` of the shell's samples, colour (R * S, 3) and density (R * S,),
+    written straight into the image (H*W, 3) on ``background`` and its opacity (H*W,)."""
+    img = torch.full((size * size, 3), background)
+    alpha = torch.zeros(size * size)
+    _composite(
+        np.ascontiguousarray(rgb.numpy(), np.float32),
+        np.ascontiguousarray(sigma.numpy(), np.float32),
+        np.ascontiguousarray(t_starts.numpy(), np.float32),
+        np.ascontiguousarray(t_ends.numpy(), np.float32),
+        np.ascontiguousarray(pixels.numpy(), np.int64),
+        float(background),
+        img.numpy(),
+        alpha.numpy(),
+    )
+    return img, alpha
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
