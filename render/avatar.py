@@ -276,10 +276,10 @@ def pose_rotation(pose: torch.Tensor) -> torch.Tensor:
 
 
 def small_mlp(d_in: int, hidden: int) -> nn.Sequential:
-    """The lightweight decoder: two ``hidden``-wide ReLU layers -> (density logit, RGB logits)."""
-    return nn.Sequential(
-        nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 4)
-    )
+    """The lightweight decoder: two ``hidden``-wide ReLU layers -> (density logit, RGB logits). The ReLUs
+    work in place (one pass less over each activation; the linear layers' gradients need only inputs)."""
+    relu = nn.ReLU(inplace=True)
+    return nn.Sequential(nn.Linear(d_in, hidden), relu, nn.Linear(hidden, hidden), relu, nn.Linear(hidden, 4))
 
 
 def decode(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -591,7 +591,7 @@ class BigMLPAvatar(_AvatarBase):
             )
             h = enc
             for i, layer in enumerate(self.layers):
-                h = F.relu(layer(torch.cat([h, enc], -1) if i == len(self.layers) // 2 and i > 0 else h))
+                h = layer(torch.cat([h, enc], -1) if i == len(self.layers) // 2 and i > 0 else h).relu_()
             out = self.out(h)
         return decode(out)
 
