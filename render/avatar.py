@@ -337,7 +337,7 @@ class _AvatarBase(ModelMixin, ConfigMixin):
         memory of large frames and keeps a chunk's activations in the CPU's cache from layer to layer."""
         x = shell.points()
         parts = [self.field(xs, state, index, stages, backend) for xs in x.split(chunk or len(x))]
-        return (torch.cat(p) for p in zip(*parts, strict=True)) if len(parts) > 1 else parts[0]
+        return tuple(torch.cat(p) for p in zip(*parts, strict=True)) if len(parts) > 1 else parts[0]
 
     def render(
         self,

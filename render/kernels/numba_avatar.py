@@ -7,7 +7,9 @@ runs the torch code.
 One ray at a time, the torch code's steps with no intermediate tensors: the ``probe`` nearest coarse
 vertices of the ray's middle sample, the ``shortlist`` nearest of their members, then for each sample the
 ``k`` nearest of those (small sorted arrays, insertion), the local coordinates, and 8 corners x levels x k
-table rows accumulated into the sample's features.
+table rows accumulated into the sample's features. Neighbouring rays are close: each ray ranks only the
+vertices within a bound from the previous ray's distances (triangle inequality, so the result is exact),
+and a sample's table sums stay in registers (features in blocks of 4) until they are stored.
 
 ``rasterize`` is the z-buffer of ``genkit.render.avatar_data.rasterize`` as a loop over the faces (same
 coverage test, same ties), for the shell at render time; ``shell_rays`` the shell's samples and
@@ -105,25 +107,22 @@ def _features(
                 same = same and hit
             prev_near[:n_near] = near_i[:n_near]
             thr = _bounded(cand_bound, step) if same else inf
-            m = 0
-            for p in range(n_near):
-                g = near_i[p]
-                for j in range(counts[g]):
-                    v = members[g, j]
-                    dx, dy, dz = mx - verts[v, 0], my - verts[v, 1], mz - verts[v, 2]
-                    mem_d[m], mem_i[m] = dx * dx + dy * dy + dz * dz, v
-                    m += mem_d[m] <= thr
             n_cand = 0
-            for j in range(m):
-                n_cand = _insert(cand_d, cand_i, n_cand, mem_d[j], mem_i[j])
-            if n_cand < cap and thr < inf:  # the bound failed (rounding): rank them all
-                n_cand = 0
+            for _attempt in range(2):  # within the bound, then (if that failed) all
+                m = 0
                 for p in range(n_near):
                     g = near_i[p]
                     for j in range(counts[g]):
                         v = members[g, j]
                         dx, dy, dz = mx - verts[v, 0], my - verts[v, 1], mz - verts[v, 2]
-                        n_cand = _insert(cand_d, cand_i, n_cand, dx * dx + dy * dy + dz * dz, v)
+                        mem_d[m], mem_i[m] = dx * dx + dy * dy + dz * dz, v
+                        m += mem_d[m] <= thr
+                n_cand = 0
+                for j in range(m):
+                    n_cand = _insert(cand_d, cand_i, n_cand, mem_d[j], mem_i[j])
+                if n_cand == cap or thr == inf:
+                    break
+                thr = inf
             cand_bound = math.sqrt(cand_d[n_cand - 1]) if n_cand == cap else inf
             for s in range(n_samples):
                 # each sample: its k nearest of the shortlist, their normalised distance weights and the
