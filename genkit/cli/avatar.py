@@ -224,7 +224,8 @@ def register(sub) -> None:
         "--backend",
         choices=("auto", "torch", "numba"),
         default="auto",
-        help="the shell rasterizer's and the avatar's per-sample code: numba's fused CPU kernels (auto on "
-        "the CPU), or the torch reference (auto on a GPU)",
+        help="the code of the shell (rasterizer, rays, samples), the compositing and the avatar's vertex "
+        "frames and per-sample work: numba's CPU kernels (auto on the CPU), or the torch reference (auto on "
+        "a GPU)",
     )
     r.set_defaults(run=_render)
