@@ -233,7 +233,8 @@ def avatar_features(
         arr(frames),
         arr(index.members, np.int64),
         arr(index.counts, np.int64),
-        arr(F.pad(tables, (0, -feats % 4)).reshape(-1, feats + -feats % 4)),  # features in blocks of 4
+        # features in blocks of 4 (padded only when they are not: a copy of every table otherwise)
+        arr((F.pad(tables, (0, -feats % 4)) if feats % 4 else tables).reshape(-1, feats + -feats % 4)),
         levels,
         tables.shape[2],
         feats,
