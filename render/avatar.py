@@ -251,10 +251,12 @@ def shell_samples(
 
 
 def composite(rgb: torch.Tensor, sigma: torch.Tensor, shell: Shell, background: float = 1.0):
-    """Volume rendering of batched shell samples: colour (R, 3) on ``background`` and opacity (R,)."""
-    w, _, _ = render_weight_from_density(shell.t_starts, shell.t_ends, sigma)
+    """Volume rendering of the shell's samples, colour (R * S, 3) and density (R * S,): colour (R, 3) of
+    its rays on ``background`` and opacity (R,)."""
+    s = shell.t_starts.shape
+    w, _, _ = render_weight_from_density(shell.t_starts, shell.t_ends, sigma.view(s))
     opacity = w.sum(-1)
-    return (w[..., None] * rgb).sum(1) + (1 - opacity[:, None]) * background, opacity
+    return (w[..., None] * rgb.view(*s, 3)).sum(1) + (1 - opacity[:, None]) * background, opacity
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -284,7 +286,7 @@ def small_mlp(d_in: int, hidden: int) -> nn.Sequential:
 
 def decode(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw outputs (N, 4) -> colour (N, 3) in [0, 1] and density (N,), as every avatar model decodes them."""
-    # the sigmoid of the whole contiguous block, then its colour columns: 6x faster than of the strided columns
+    # the sigmoid of the whole contiguous block, then its colour columns (faster than of strided columns)
     return torch.sigmoid(out)[:, 1:], trunc_exp(out[:, 0] + 1.0)
 
 
@@ -352,8 +354,7 @@ class _AvatarBase(ModelMixin, ConfigMixin):
         """Colour (R, 3) and opacity (R,) of the shell's rays: ``shade`` and ``composite``."""
         rgb, sigma = self.shade(state, index, shell, stages, backend, chunk)
         with stages("composite"):
-            s = shell.t_starts.shape
-            return composite(rgb.view(*s, 3), sigma.view(s), shell)
+            return composite(rgb, sigma, shell)
 
 
 class HashBlendshapeAvatar(_AvatarBase):
@@ -412,7 +413,7 @@ class HashBlendshapeAvatar(_AvatarBase):
         uv_map = self.cnn(self.cnn_in(expression).view(1, c.cnn_width, side, side))  # (1, K, uv, uv)
         uv = template_uv(self.template)[None, None]  # (1, 1, V, 2)
         w = F.grid_sample(uv_map, uv, align_corners=False, padding_mode="border")[0, :, 0]  # (K, V)
-        return w.softmax(0).T.contiguous()  # softmax over K while (K, V) is contiguous: 4x faster
+        return w.softmax(0).T.contiguous()  # over K while (K, V) is contiguous: rows of 3 are slow
 
     def prepare(self, expression, pose, vertices, neighbour, stages=NO_STAGES, backend="auto") -> FrameState:
         """The frame's merged tables and vertex frames (``backend`` of the frames: see ``use_numba``)."""
@@ -420,7 +421,7 @@ class HashBlendshapeAvatar(_AvatarBase):
         with stages("cnn"):
             blend = self.blend_weights(expression)
         with stages("gather"):
-            # each vertex's K tables blended: (V, 1, K) @ (V, K, L*T*F); 20x slower if ``blend`` were strided
+            # each vertex's K tables blended: (V, 1, K) @ (V, K, L*T*F), slow if ``blend`` were strided
             v, k, *rest = self.tables.shape
             tables = torch.bmm(blend[:, None], self.tables.view(v, k, -1)).view(v, *rest)
         with stages("search"):
@@ -657,8 +658,7 @@ def render_frame(
 
             img, alpha = composite_image(rgb, sigma, shell.t_starts, shell.t_ends, shell.pixels, size)
         else:
-            s = shell.t_starts.shape
-            colour, opacity = composite(rgb.view(*s, 3), sigma.view(s), shell)
+            colour, opacity = composite(rgb, sigma, shell)
             img, alpha = torch.ones(size * size, 3), torch.zeros(size * size)
             img[shell.pixels], alpha[shell.pixels] = colour, opacity
     return img.view(size, size, 3), alpha.view(size, size)
