@@ -37,7 +37,7 @@ from genkit.render.avatar_data import euler, rasterize, vertex_normals
 from genkit.render.datasets import camera_rays
 from genkit.render.encodings import PRIMES, HashGridEncoding
 from genkit.render.fields import trunc_exp
-from genkit.render.kernels import numba_available, use_numba
+from genkit.render.kernels import numba_available, use_numba, use_triton
 from genkit.render.volume import render_weight_from_density
 
 _CORNERS = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])
@@ -111,7 +111,7 @@ def farthest_points(points: torch.Tensor, n: int) -> torch.Tensor:
     for _ in range(n - 1):
         chosen.append(int(dist.argmax()))
         dist = torch.minimum(dist, (points - points[chosen[-1]]).norm(dim=-1))
-    return torch.tensor(chosen)
+    return torch.tensor(chosen, device=points.device)
 
 
 class KNNIndex:
@@ -133,8 +133,8 @@ class KNNIndex:
         groups = [torch.nonzero(owner == c).squeeze(1) for c in range(len(self.coarse))]
         width = max(len(g) for g in groups)
         self.members = torch.stack([torch.cat([g, g[:1].expand(width - len(g))]) for g in groups])
-        self.counts = torch.tensor([len(g) for g in groups])  # the valid members lead each row
-        self.valid = torch.arange(width) < self.counts[:, None]
+        self.counts = torch.tensor([len(g) for g in groups], device=template.device)  # valid members lead
+        self.valid = torch.arange(width, device=template.device) < self.counts[:, None]
         self.probe = min(probe, len(self.coarse))
         self.shortlist = shortlist
 
@@ -183,7 +183,7 @@ def first_neighbours(faces: torch.Tensor, num_vertices: int) -> torch.Tensor:
     """For each vertex, one vertex it shares an edge with (the smallest index)."""
     a = torch.cat([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
     b = torch.cat([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
-    out = torch.full((num_vertices,), num_vertices, dtype=torch.long)
+    out = torch.full((num_vertices,), num_vertices, dtype=torch.long, device=faces.device)
     return out.scatter_reduce(0, a, b, "amin")
 
 
@@ -243,9 +243,10 @@ def shell_samples(
     xy = torch.stack([pixels % size, torch.div(pixels, size, rounding_mode="floor")], -1)
     origins, dirs = camera_rays(c2w, focal, size, size, xy)
     t_hit = depth[pixels] / -(dirs @ c2w[:3, 2])  # camera depth -> distance along the unit ray
-    edges = torch.linspace(-thickness, thickness, num_samples + 1)
+    edges = torch.linspace(-thickness, thickness, num_samples + 1, device=depth.device)
     step = 2 * thickness / num_samples
-    jitter = 0.5 if generator is None else torch.rand(len(pixels), 1, generator=generator)
+    # the generator may be a CPU one for samples on another device
+    jitter = 0.5 if generator is None else torch.rand(len(pixels), 1, generator=generator).to(depth.device)
     t0 = t_hit[:, None] + edges[None, :-1] + (jitter - 0.5) * step
     return Shell(pixels, origins, dirs, t0, t0 + step)
 
@@ -387,6 +388,10 @@ class HashBlendshapeAvatar(_AvatarBase):
         for lvl, r in enumerate(rows):
             padded[lvl, : len(r)] = r
         self.register_buffer("corner_rows", padded, persistent=False)  # (levels, cells, 8)
+        # the same layout for the Triton lookup (``genkit.render.kernels.triton_hashgrid``)
+        dense = [(r + 1) ** 3 <= table_size for r in resolutions]
+        self.register_buffer("_res", torch.tensor(resolutions, dtype=torch.int32), persistent=False)
+        self.register_buffer("_dense", torch.tensor(dense, dtype=torch.int32), persistent=False)
         self.tables = nn.Parameter(
             torch.empty(num_vertices, num_tables, levels, table_size, features).uniform_(-1e-2, 1e-2)
         )
@@ -462,12 +467,30 @@ class HashBlendshapeAvatar(_AvatarBase):
         out = F.embedding_bag(rows, tables.reshape(-1, feats), per_sample_weights=wts, mode="sum")
         return out.view(n, levels * feats)
 
+    def lookup_triton(self, tables, vid, u, weights) -> torch.Tensor:
+        """``lookup`` of k neighbours per sample with the neural fields' Triton hash-grid kernel (compiled on
+        CUDA; on the CPU under ``TRITON_INTERPRET=1``, for tests). Gradients reach the tables only: the
+        positions and weights come from the mesh, which the avatar does not optimise."""
+        from genkit.render.kernels.triton_hashgrid import hashgrid_triton_per_point
+
+        if not self.triton_fits(tables, u, weights):
+            raise ValueError("the Triton lookup takes power-of-two tables and no gradient to u or weights")
+        return hashgrid_triton_per_point(u, tables, self._res, self._dense, vid, weights).to(tables.dtype)
+
+    @staticmethod
+    def triton_fits(tables, u, weights) -> bool:
+        """Whether ``lookup_triton`` applies: its hash takes power-of-two tables, its gradients no u or
+        weights (else the torch ``lookup``)."""
+        size = tables.shape[2]
+        return size & (size - 1) == 0 and not (u.requires_grad or weights.requires_grad)
+
     def features(self, x, state: FrameState, index: KNNIndex, stages=NO_STAGES, backend: str = "auto"):
         """The MLP input (N, L * F + 3) of samples ``x`` (R, S, 3) or (N, 3): the k nearest vertices' table
         features blended by distance weights, and the weighted local coordinates. ``backend``: "torch"
         (the reference, differentiable), "numba" (the fused CPU kernel of
-        ``genkit.render.kernels.numba_avatar``, inference only) or "auto" (numba for CPU tensors without
-        gradients, torch otherwise)."""
+        ``genkit.render.kernels.numba_avatar``, inference only), "triton" (the torch search, the table
+        lookups in Triton) or "auto" (numba for CPU tensors without gradients, triton on CUDA, torch
+        otherwise)."""
         c = self.config
         if use_numba(x, backend):
             from genkit.render.kernels.numba_avatar import avatar_features
@@ -491,7 +514,12 @@ class HashBlendshapeAvatar(_AvatarBase):
             w = torch.exp(-((d / (0.5 * c.support)) ** 2)) + 1e-6
             w = w / w.sum(1, keepdim=True)
         with stages("gather"):
-            feats = self.lookup(state.tables, nn_, (q.clamp(-1, 1) + 1) / 2, w)
+            u = (q.clamp(-1, 1) + 1) / 2
+            fits = self.triton_fits(state.tables, u, w)
+            if use_triton(x, backend) and (fits or backend == "triton"):  # "auto" falls back to torch
+                feats = self.lookup_triton(state.tables, nn_, u, w)
+            else:
+                feats = self.lookup(state.tables, nn_, u, w)
             return torch.cat([feats, (w[..., None] * q).sum(1)], -1)
 
     def field(self, x, state: FrameState, index: KNNIndex, stages=NO_STAGES, backend: str = "auto"):
@@ -588,7 +616,7 @@ class BigMLPAvatar(_AvatarBase):
         with stages("mlp"):
             x = x.reshape(-1, 3)
             head = x @ state.rotation
-            freqs = 2.0 ** torch.arange(self.config.frequencies, dtype=x.dtype) * math.pi
+            freqs = 2.0 ** torch.arange(self.config.frequencies, dtype=x.dtype, device=x.device) * math.pi
             ang = head[..., None] * freqs  # (N, 3, L)
             enc = torch.cat(
                 [head, ang.sin().flatten(1), ang.cos().flatten(1), state.code.expand(len(x), -1)], -1
@@ -659,6 +687,6 @@ def render_frame(
             img, alpha = composite_image(rgb, sigma, shell.t_starts, shell.t_ends, shell.pixels, size)
         else:
             colour, opacity = composite(rgb, sigma, shell)
-            img, alpha = torch.ones(size * size, 3), torch.zeros(size * size)
+            img, alpha = colour.new_ones(size * size, 3), colour.new_zeros(size * size)
             img[shell.pixels], alpha[shell.pixels] = colour, opacity
     return img.view(size, size, 3), alpha.view(size, size)

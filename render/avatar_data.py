@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -255,8 +255,11 @@ def rasterize(
     hi = torch.clamp(torch.floor(tri.amax(1) - 0.5), -1, size - 1).long()
     nx, ny = (hi[:, 0] - lo[:, 0] + 1).clamp(min=0), (hi[:, 1] - lo[:, 1] + 1).clamp(min=0)
     count = nx * ny
-    which = torch.repeat_interleave(torch.arange(len(fid)), count)
-    local = torch.arange(int(count.sum())) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    dev = vertices.device
+    which = torch.repeat_interleave(torch.arange(len(fid), device=dev), count)
+    local = torch.arange(int(count.sum()), device=dev) - torch.repeat_interleave(
+        torch.cumsum(count, 0) - count, count
+    )
     ix = lo[which, 0] + local % nx[which]
     iy = lo[which, 1] + torch.div(local, nx[which], rounding_mode="floor")
     p = torch.stack([ix, iy], -1).to(vertices.dtype) + 0.5
@@ -270,13 +273,15 @@ def rasterize(
     inv_z = 1 / depth[faces[fid[which]]]  # perspective-correct interpolation of 1/z
     z = 1 / (bary * inv_z).sum(-1)
     pix = iy * size + ix
-    zbuf = torch.full((size * size,), float("inf"), dtype=z.dtype).scatter_reduce(0, pix, z, "amin")
+    zbuf = torch.full((size * size,), float("inf"), dtype=z.dtype, device=dev).scatter_reduce(
+        0, pix, z, "amin"
+    )
     win = z <= zbuf[pix]
-    face = torch.full((size * size,), -1, dtype=torch.long).scatter_reduce(
+    face = torch.full((size * size,), -1, dtype=torch.long, device=dev).scatter_reduce(
         0, pix[win], fid[which[win]], "amax"
     )
     chosen = win & (fid[which] == face[pix])
-    bc = torch.zeros(size * size, 3, dtype=vertices.dtype)
+    bc = torch.zeros(size * size, 3, dtype=vertices.dtype, device=dev)
     bc[pix[chosen]] = bary[chosen] * inv_z[chosen] * z[chosen, None]
     return face.view(size, size), bc.view(size, size, 3), zbuf.view(size, size)
 
@@ -380,6 +385,11 @@ class HeadData:
 
     def __len__(self) -> int:
         return len(self.expressions)
+
+    def to(self, device) -> HeadData:
+        """The split with its tensors on ``device``."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return HeadData(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in moved.items()})
 
 
 def load_head_split(root: str | Path, split: str = "train") -> HeadData:

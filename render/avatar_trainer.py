@@ -90,9 +90,9 @@ def build_model(cfg_model: str, data: HeadData):
 
 def train_avatar(cfg: AvatarTrainConfig) -> Path:
     out = Path(cfg.out)
-    data = load_head_split(cfg.data, "train")
     accelerator = make_accelerator(out, cfg.seed)
-    model = build_model(cfg.model, data)
+    data = load_head_split(cfg.data, "train").to(accelerator.device)
+    model = build_model(cfg.model, data).to(accelerator.device)
     index, neighbour = model.mesh_index()
     depth = torch.stack(
         [
@@ -123,7 +123,7 @@ def train_avatar(cfg: AvatarTrainConfig) -> Path:
         loss_rgb = loss_mask = 0.0
         per_frame = cfg.rays_per_step // cfg.frames_per_step
         for f in rng.choice(len(data), cfg.frames_per_step, replace=len(data) < cfg.frames_per_step):
-            pix = hits[f][torch.as_tensor(rng.integers(0, len(hits[f]), per_frame))]
+            pix = hits[f][torch.as_tensor(rng.integers(0, len(hits[f]), per_frame), device=depth.device)]
             state = net.prepare(data.expressions[f], data.pose[f], data.vertices[f], neighbour)
             shell = shell_samples(
                 data.vertices[f],
@@ -140,7 +140,7 @@ def train_avatar(cfg: AvatarTrainConfig) -> Path:
             rgb, opacity = net.render(state, index, shell)
             loss_rgb = loss_rgb + F.mse_loss(rgb, pixels[f, shell.pixels]) / cfg.frames_per_step
             loss_mask = loss_mask + ((1 - opacity) ** 2).mean() / cfg.frames_per_step
-        reg = sum((p**2).mean() for p in tables) if tables else torch.zeros(())
+        reg = sum((p**2).mean() for p in tables) if tables else torch.zeros((), device=depth.device)
         loss = loss_rgb + cfg.mask_weight * loss_mask + cfg.table_l2 * reg
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
@@ -181,13 +181,14 @@ def render_split(
     """Render the first ``frames`` frames of a split: (PSNR list, SSIM list inside the head mask, images)."""
     index, neighbour = model.mesh_index()
     psnrs, ssims, images = [], [], []
+    dev = model.device
     for i in range(len(d) if frames is None else min(frames, len(d))):
         img, _ = render_frame(
             model,
-            d.expressions[i],
-            d.pose[i],
-            d.vertices[i],
-            d.c2w[i],
+            d.expressions[i].to(dev),
+            d.pose[i].to(dev),
+            d.vertices[i].to(dev),
+            d.c2w[i].to(dev),
             d.focal,
             d.size,
             index,
@@ -195,6 +196,7 @@ def render_split(
             num_samples,
             thickness,
         )
+        img = img.cpu()
         psnrs.append(psnr(img, d.images[i], d.masks[i]))
         ssims.append(ssim(img, d.images[i], d.masks[i]))
         images.append(img)

@@ -98,11 +98,19 @@ def camera_rays(c2w: torch.Tensor, focal: float, width: int, height: int, pixels
     """World-space (origins, unit directions) through pixel centres of a camera (OpenGL convention):
     all pixels (H*W, 3) in row-major order, or the (x, y) integer ``pixels`` (N, 2)."""
     if pixels is None:
-        y, x = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+        dev = c2w.device
+        y, x = torch.meshgrid(
+            torch.arange(height, device=dev), torch.arange(width, device=dev), indexing="ij"
+        )
         pixels = torch.stack([x.reshape(-1), y.reshape(-1)], -1)
     px = pixels.float() + 0.5
     dirs = torch.stack(
-        [(px[:, 0] - width / 2) / focal, -(px[:, 1] - height / 2) / focal, -torch.ones(len(px))], -1
+        [
+            (px[:, 0] - width / 2) / focal,
+            -(px[:, 1] - height / 2) / focal,
+            -torch.ones(len(px), device=px.device),
+        ],
+        -1,
     )
     d = dirs @ c2w[:3, :3].T
     d = d / d.norm(dim=-1, keepdim=True)

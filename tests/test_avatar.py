@@ -207,7 +207,7 @@ def test_numba_kernel_matches_the_torch_features(head, shortlist, samples):
     with torch.enable_grad():
         m.features(shell.points(), state, index)  # auto: gradients wanted -> the torch code
     with pytest.raises(ValueError, match="backend must be"):
-        m.features(shell.points(), state, index, backend="triton")
+        m.features(shell.points(), state, index, backend="cuda")
 
 
 @pytest.mark.parametrize("features,resolutions", [(2, (3, 7)), (6, (2, 5, 9))])
@@ -231,6 +231,39 @@ def test_numba_kernel_any_table_shape(head, features, resolutions):
     assert got.shape == (len(shell.pixels) * 4, len(resolutions) * features + 3)
     assert ref[:, -4].abs().mean() > 0.1
     assert torch.allclose(got, ref, atol=1e-4)
+
+
+def test_triton_lookup_matches_the_torch_features(head):
+    """The GPU path's table lookups (the neural fields' Triton hash-grid kernel with per-point tables; on
+    the CPU under its interpreter, slow: few samples): features, table gradients and a rendered frame as
+    the torch code's, with an odd feature count and dense and hashed levels."""
+    pytest.importorskip("triton")
+    torch.manual_seed(0)
+    e, pose, v = frame(head)
+    features, resolutions = 3, (2, 5, 9)
+    m = HashBlendshapeAvatar(
+        num_vertices=len(head.template), num_faces=len(head.faces), features=features, resolutions=resolutions
+    )
+    m.set_mesh(torch.from_numpy(head.template), torch.from_numpy(head.faces).long())
+    with torch.no_grad():
+        m.tables.normal_()
+    index, nb = m.mesh_index()
+    c2w = torch.from_numpy(look_at((0.3, 0.1, 3.0)))
+    x = shell_samples(v, m.faces, c2w, 24 * 1.35, 24, 4, 0.04).points()[::4]
+    grads, feats = {}, {}
+    for backend in ("torch", "triton"):
+        state = m.prepare(e, pose, v, nb, backend="torch")  # merged tables: differentiable
+        feats[backend] = m.features(x, state, index, backend=backend)
+        g = torch.linspace(-1, 1, feats[backend].numel()).view_as(feats[backend])
+        (grads[backend],) = torch.autograd.grad((feats[backend] * g).sum(), m.tables)
+    ref = feats["torch"]
+    assert ref.shape == (x.shape[0] * 4, len(resolutions) * features + 3) and ref[:, 0].abs().mean() > 0.1
+    assert torch.allclose(feats["triton"], ref, atol=1e-4)
+    assert grads["torch"].abs().max() > 0.1 and torch.allclose(grads["triton"], grads["torch"], atol=1e-4)
+    with torch.no_grad():
+        img_ref, _ = render_frame(m.eval(), e, pose, v, c2w, 8 * 1.35, 8, index, nb, 2, backend="torch")
+        img, _ = render_frame(m, e, pose, v, c2w, 8 * 1.35, 8, index, nb, 2, backend="triton")
+    assert torch.allclose(img, img_ref, atol=1e-4) and (img_ref < 0.99).any()
 
 
 def test_shell_samples_straddle_the_surface(head):
@@ -342,7 +375,7 @@ def test_shipped_avatar_renders_the_procedural_head():
     assert psnr(img, torch.from_numpy(gt), torch.from_numpy(mask)) > 24
 
 
-def test_cli_data_train_render(tmp_path, capsys):
+def test_cli_data_train_render(tmp_path, capsys, monkeypatch):
     data, run = tmp_path / "data", tmp_path / "run"
     assert main(["avatar", "data", "--out", str(data), "--size", "24", "--frames", "4"]) == 0
     assert (
@@ -408,6 +441,22 @@ def test_cli_data_train_render(tmp_path, capsys):
     assert not (tmp_path / "x.mp4").exists()
     rc = main(["avatar", "train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "r2")])
     assert rc == 2 and "not a head dataset" in capsys.readouterr().err
+    render = ["avatar", "render", "--checkpoint", str(run), "--demo", "--out", str(tmp_path / "y.gif")]
+    bad = [
+        (["--device", "gpu0"], "is not a device"),
+        (["--device", "meta", "--backend", "numba"], "on the CPU"),
+    ]
+    if not torch.cuda.is_available():
+        monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the tests' CPU interpreter of Triton
+        bad += [
+            (["--device", "cuda"], "no CUDA GPU"),
+            (["--device", "cpu", "--backend", "triton"], "CUDA GPU"),
+        ]
+    for args, message in bad:
+        rc = main(render + args)
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert not (tmp_path / "y.gif").exists()
 
 
 @pytest.mark.slow

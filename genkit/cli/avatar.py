@@ -117,11 +117,25 @@ def _render(ns) -> int:
         raise GenkitError(f"--out must end in .mp4 or .gif, got {ns.out!r}")
     if (ns.expressions is None) == (not ns.demo):
         raise GenkitError("pass exactly one of --expressions FILE and --demo")
-    from genkit.render.kernels import numba_available
+    from genkit.cli.generate import resolve_device
+    from genkit.render.kernels import numba_available, triton_usable
 
-    if ns.backend == "numba" and not numba_available():
-        raise GenkitError("--backend numba needs the numba package (pip install numba)")
+    try:
+        device = torch.device(resolve_device(ns.device))
+    except RuntimeError:
+        raise GenkitError(
+            f"--device {ns.device!r} is not a device ('auto', 'cpu', 'cuda', 'cuda:1', ...)"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GenkitError(f"--device {ns.device}: torch sees no CUDA GPU here")
+    if ns.backend == "numba" and (device.type != "cpu" or not numba_available()):
+        raise GenkitError(
+            "--backend numba runs on the CPU (--device cpu) and needs numba (pip install numba)"
+        )
+    if ns.backend == "triton" and not triton_usable(device):
+        raise GenkitError("--backend triton runs on a CUDA GPU and needs triton (pip install triton)")
     model, _ = load_avatar(ns.checkpoint or bundled_avatar())
+    model.to(device)
     if ns.compile:
         compile_field(model, "torch" if ns.backend == "torch" else "auto")
     n_expr = model.config.num_expressions
@@ -135,21 +149,21 @@ def _render(ns) -> int:
         if len(head.template) != len(model.template) or head.num_expressions != n_expr:
             raise GenkitError("this avatar is not of genkit's procedural head: pass 'vertices' in the .npz")
         verts = np.stack([head.vertices(e, p) for e, p in zip(expr, pose, strict=True)])
-    verts = torch.as_tensor(verts, dtype=torch.float32)
+    verts = torch.as_tensor(verts, dtype=torch.float32, device=device)
     if verts.shape[1:] != model.template.shape or len(verts) != len(expr):
         raise GenkitError(
             f"vertices are {tuple(verts.shape)}; expected ({len(expr)}, {len(model.template)}, 3) for this avatar"
         )
     index, neighbour = model.mesh_index()
-    c2w = torch.from_numpy(look_at((0.0, 0.0, 3.2)))
+    c2w = torch.from_numpy(look_at((0.0, 0.0, 3.2))).to(device)
     focal = 1.35 * ns.size
     stages = NO_STAGES if ns.compile else Stages()
 
     def frame(i):
         img, _ = render_frame(
             model,
-            torch.from_numpy(expr[i]),
-            torch.from_numpy(pose[i]),
+            torch.from_numpy(expr[i]).to(device),
+            torch.from_numpy(pose[i]).to(device),
             verts[i],
             c2w,
             focal,
@@ -160,7 +174,7 @@ def _render(ns) -> int:
             stages=stages,
             backend=ns.backend,
         )
-        return (img.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        return (img.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
     t0 = time.perf_counter()
     frame(0)  # warm-up, not timed: compiles the field (--compile) or loads the CPU kernels
@@ -213,6 +227,9 @@ def register(sub) -> None:
     r.add_argument("--frames", type=int, default=48, help="frames of the --demo sequence")
     r.add_argument("--size", type=int, default=128, help="frame width and height in pixels")
     r.add_argument("--samples", type=int, default=4, help="samples per ray in the shell (training used 8)")
+    r.add_argument(
+        "--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ..."
+    )
     r.add_argument("--fps", type=int, default=24, help="frames per second of the video")
     r.add_argument(
         "--compile",
@@ -222,10 +239,10 @@ def register(sub) -> None:
     )
     r.add_argument(
         "--backend",
-        choices=("auto", "torch", "numba"),
+        choices=("auto", "torch", "numba", "triton"),
         default="auto",
         help="the code of the shell (rasterizer, rays, samples), the compositing and the avatar's vertex "
-        "frames and per-sample work: numba's CPU kernels (auto on the CPU), or the torch reference (auto on "
-        "a GPU)",
+        "frames and per-sample work: numba's CPU kernels (auto on the CPU), or the torch reference with the "
+        "table lookups in Triton (auto on a GPU), or the torch reference throughout",
     )
     r.set_defaults(run=_render)
