@@ -210,18 +210,24 @@ def test_numba_kernel_matches_the_torch_features(head, shortlist, samples):
         m.features(shell.points(), state, index, backend="cuda")
 
 
-@pytest.mark.parametrize("features,resolutions", [(2, (3, 7)), (6, (2, 5, 9))])
-def test_numba_kernel_any_table_shape(head, features, resolutions):
-    """The kernel keeps features in registers in blocks of 4: other widths (padded) and level counts."""
-    pytest.importorskip("numba")
-    torch.manual_seed(0)
-    e, pose, v = frame(head)
+def table_model(head, features, resolutions):
+    """An avatar of the head with other table shapes, its tables of order one (not the initial 1e-2)."""
     m = HashBlendshapeAvatar(
         num_vertices=len(head.template), num_faces=len(head.faces), features=features, resolutions=resolutions
     )
     m.set_mesh(torch.from_numpy(head.template), torch.from_numpy(head.faces).long())
     with torch.no_grad():
         m.tables.normal_()
+    return m
+
+
+@pytest.mark.parametrize("features,resolutions", [(2, (3, 7)), (6, (2, 5, 9))])
+def test_numba_kernel_any_table_shape(head, features, resolutions):
+    """The kernel keeps features in registers in blocks of 4: other widths (padded) and level counts."""
+    pytest.importorskip("numba")
+    torch.manual_seed(0)
+    e, pose, v = frame(head)
+    m = table_model(head, features, resolutions)
     index, nb = m.mesh_index()
     shell = shell_samples(v, m.faces, torch.from_numpy(look_at((0.3, 0.1, 3.0))), 40 * 1.35, 40, 4, 0.04)
     with torch.no_grad():
@@ -241,12 +247,7 @@ def test_triton_lookup_matches_the_torch_features(head):
     torch.manual_seed(0)
     e, pose, v = frame(head)
     features, resolutions = 3, (2, 5, 9)
-    m = HashBlendshapeAvatar(
-        num_vertices=len(head.template), num_faces=len(head.faces), features=features, resolutions=resolutions
-    )
-    m.set_mesh(torch.from_numpy(head.template), torch.from_numpy(head.faces).long())
-    with torch.no_grad():
-        m.tables.normal_()
+    m = table_model(head, features, resolutions)
     index, nb = m.mesh_index()
     c2w = torch.from_numpy(look_at((0.3, 0.1, 3.0)))
     x = shell_samples(v, m.faces, c2w, 24 * 1.35, 24, 4, 0.04).points()[::4]
