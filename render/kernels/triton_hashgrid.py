@@ -110,45 +110,15 @@ def _launch(x, tables, resolutions, dense, out=None, grad_out=None, grad_tables=
 
 
 class HashGridFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, tables, resolutions, dense):
-        x = x.contiguous().float()
-        tables_c = tables.contiguous().float()
-        out = torch.empty(x.shape[0], tables.shape[0] * tables.shape[2], device=x.device, dtype=torch.float32)
-        if x.shape[0]:
-            _launch(x, tables_c, resolutions, dense, out=out)
-        ctx.save_for_backward(x, resolutions, dense)
-        ctx.table_shape = tables.shape
-        return out
+    """The lookup, with ``tid``/``pw`` (N, K) None or per-point tables and weights (see ``_launch``)."""
 
     @staticmethod
-    def backward(ctx, grad_out):
-        x, resolutions, dense = ctx.saved_tensors
-        grad_tables = torch.zeros(ctx.table_shape, device=x.device, dtype=torch.float32)
-        if x.shape[0]:
-            _launch(
-                x,
-                grad_tables,
-                resolutions,
-                dense,
-                grad_out=grad_out.contiguous().float(),
-                grad_tables=grad_tables,
-            )
-        return None, grad_tables, None, None
-
-
-def hashgrid_triton(x: torch.Tensor, tables: torch.Tensor, resolutions: torch.Tensor, dense: torch.Tensor):
-    """Hash grid features (N, L * F) of points ``x`` (N, 3) in [0, 1]; ``resolutions`` and ``dense`` are
-    int32 tensors (L,) on the device of ``x``."""
-    return HashGridFunction.apply(x, tables, resolutions, dense)
-
-
-class PerPointHashGridFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, tables, resolutions, dense, tid, pw):
-        x, tid, pw = x.contiguous().float(), tid.contiguous().long(), pw.contiguous().float()
-        tables_c = tables.contiguous().float()
-        out = torch.empty(x.shape[0], tables.shape[1] * tables.shape[3], device=x.device, dtype=torch.float32)
+    def forward(ctx, x, tables, resolutions, dense, tid=None, pw=None):
+        x, tables_c = x.contiguous().float(), tables.contiguous().float()
+        if tid is not None:
+            tid, pw = tid.contiguous().long(), pw.contiguous().float()
+        levels, feats = tables.shape[-3], tables.shape[-1]
+        out = torch.empty(x.shape[0], levels * feats, device=x.device, dtype=torch.float32)
         if x.shape[0]:
             _launch(x, tables_c, resolutions, dense, out=out, tid=tid, pw=pw)
         ctx.save_for_backward(x, resolutions, dense, tid, pw)
@@ -167,6 +137,12 @@ class PerPointHashGridFunction(torch.autograd.Function):
         return None, grad_tables, None, None, None, None
 
 
+def hashgrid_triton(x: torch.Tensor, tables: torch.Tensor, resolutions: torch.Tensor, dense: torch.Tensor):
+    """Hash grid features (N, L * F) of points ``x`` (N, 3) in [0, 1]; ``resolutions`` and ``dense`` are
+    int32 tensors (L,) on the device of ``x``."""
+    return HashGridFunction.apply(x, tables, resolutions, dense)
+
+
 def hashgrid_triton_per_point(
     x: torch.Tensor,
     tables: torch.Tensor,
@@ -179,4 +155,4 @@ def hashgrid_triton_per_point(
     [0, 1] in the tables ``tables[table_index]`` (``tables`` (V, L, T, F) with T a power of two,
     ``table_index`` (N, K)); ``resolutions`` and ``dense`` as for ``hashgrid_triton``. Gradients reach the
     tables only."""
-    return PerPointHashGridFunction.apply(x, tables, resolutions, dense, table_index, weights)
+    return HashGridFunction.apply(x, tables, resolutions, dense, table_index, weights)
