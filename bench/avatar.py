@@ -77,8 +77,10 @@ def speed(models: dict, d, size, samples, rounds, stages=True) -> dict:
     held-out frames, after a warm-up (which also compiles a compiled field or the numba kernels), with
     per-stage ms (``stages``). The entries take turns, all the frames each, round after round, so that a
     change in the load of a shared machine falls on all of them alike while each model's tables stay in
-    the cache from frame to frame, as in a real-time loop."""
+    the cache from frame to frame, as in a real-time loop. On CUDA each timing waits for the device
+    (``torch.cuda.synchronize``); time the stages only on the CPU (a stage timer would see launches)."""
     focal = d.focal * size / d.size
+    sync = torch.cuda.synchronize if d.vertices.is_cuda else (lambda: None)
     meshes = {name: m.mesh_index() for name, (m, _, _) in models.items()}
 
     def frame(name, i, timer):
@@ -105,6 +107,7 @@ def speed(models: dict, d, size, samples, rounds, stages=True) -> dict:
         t = time.perf_counter()
         for i in range(2):
             frame(name, i, Stages() if stages else NO_STAGES)
+        sync()
         warmup[name] = time.perf_counter() - t
         timers[name] = Stages() if stages else NO_STAGES
     for _ in range(rounds):
@@ -112,6 +115,7 @@ def speed(models: dict, d, size, samples, rounds, stages=True) -> dict:
             t, f0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             for i in range(len(d)):
                 frame(name, i, timers[name])
+            sync()
             seconds[name] += time.perf_counter() - t
             faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
         n += len(d)
