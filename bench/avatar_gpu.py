@@ -54,8 +54,11 @@ def main(argv=None) -> int:
         return 2
     try:
         sizes = [int(s) for s in args.sizes.split(",")]
-    except ValueError:
-        print(f"error: --sizes takes comma-separated integers, got {args.sizes!r}", file=sys.stderr)
+        assert min(sizes) >= 16
+    except (ValueError, AssertionError):
+        print(
+            f"error: --sizes takes comma-separated sizes of 16 or more, got {args.sizes!r}", file=sys.stderr
+        )
         return 2
     device = torch.device(args.device)
     rounds = 1 if args.quick else 3
