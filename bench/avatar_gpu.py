@@ -30,6 +30,7 @@ import torch
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 from avatar import MODELS, speed
 
+from genkit.cli.generate import resolve_device
 from genkit.render.avatar import compile_field
 from genkit.render.avatar_data import load_head_split, make_head_dataset
 from genkit.render.avatar_trainer import build_model, load_avatar, render_split
@@ -40,7 +41,7 @@ RESULTS = Path(__file__).parent / "results" / "avatar_gpu.json"
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one timing round")
-    ap.add_argument("--device", default="cuda", help="where to render (default cuda)")
+    ap.add_argument("--device", default="cuda", help="where to render: cuda (default), cuda:1, cpu, auto")
     ap.add_argument("--sizes", default="512,128", help="image sizes, comma-separated")
     ap.add_argument("--data", default="runs/bench-avatar/head", help="head dataset (rendered if missing)")
     ap.add_argument("--runs", default="runs/bench-avatar", help="where bench/avatar.py trained the models")
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile timings")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
+    args.device = resolve_device(args.device)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         msg = "no CUDA device here (torch.cuda.is_available() is False); --device cpu runs it on the CPU"
         print(f"error: {msg}", file=sys.stderr)

@@ -515,8 +515,8 @@ class HashBlendshapeAvatar(_AvatarBase):
             w = w / w.sum(1, keepdim=True)
         with stages("gather"):
             u = (q.clamp(-1, 1) + 1) / 2
-            fits = self.triton_fits(state.tables, u, w)
-            if use_triton(x, backend) and (fits or backend == "triton"):  # "auto" falls back to torch
+            # "triton" raises where the kernel does not fit; "auto" then falls back to torch
+            if use_triton(x, backend) and (backend == "triton" or self.triton_fits(state.tables, u, w)):
                 feats = self.lookup_triton(state.tables, nn_, u, w)
             else:
                 feats = self.lookup(state.tables, nn_, u, w)
