@@ -157,10 +157,11 @@ def _features(
                 # accumulated in registers and stored once
                 for lvl in range(levels):
                     rr = res[lvl]
+                    rf = np.float32(rr)  # float32 x int64 is float64 in numba, and so was every weight below
                     for fb in range(blocks):
                         s0, s1, s2, s3 = zero, zero, zero, zero
                         for j in range(n_knn):
-                            fx, fy, fz = uk[j, 0] * rr, uk[j, 1] * rr, uk[j, 2] * rr
+                            fx, fy, fz = uk[j, 0] * rf, uk[j, 1] * rf, uk[j, 2] * rf
                             ix, iy, iz = min(int(fx), rr - 1), min(int(fy), rr - 1), min(int(fz), rr - 1)
                             fx, fy, fz = fx - np.float32(ix), fy - np.float32(iy), fz - np.float32(iz)
                             gx, gy, gz = one - fx, one - fy, one - fz
