@@ -129,8 +129,8 @@ class KNNIndex:
     ):
         template = template.float()
         self.coarse = farthest_points(template, min(num_coarse, len(template)))
-        owner = torch.cdist(template, template[self.coarse]).argmin(1)  # (V,)
-        groups = [torch.nonzero(owner == c).squeeze(1) for c in range(len(self.coarse))]
+        self.owner = torch.cdist(template, template[self.coarse]).argmin(1)  # (V,): each vertex's group
+        groups = [torch.nonzero(self.owner == c).squeeze(1) for c in range(len(self.coarse))]
         width = max(len(g) for g in groups)
         self.members = torch.stack([torch.cat([g, g[:1].expand(width - len(g))]) for g in groups])
         self.counts = torch.tensor([len(g) for g in groups], device=template.device)  # valid members lead

@@ -7,9 +7,9 @@ runs the torch code.
 One ray at a time, the torch code's steps with no intermediate tensors: the ``probe`` nearest coarse
 vertices of the ray's middle sample, the ``shortlist`` nearest of their members, then for each sample the
 ``k`` nearest of those (small sorted arrays, insertion), the local coordinates, and 8 corners x levels x k
-table rows accumulated into the sample's features. Neighbouring rays are close: each ray ranks only the
-vertices within a bound from the previous ray's distances (triangle inequality, so the result is exact),
-and a sample's table sums stay in registers (features in blocks of 4) until they are stored.
+table rows accumulated into the sample's features (in blocks of 4). Neighbouring rays are close: each ray
+ranks only the vertices no farther than the previous ray's picks (at either level, when those are among its
+candidates; so the result is exact), and the coordinates it compares are contiguous (vectorised).
 
 ``rasterize`` is the z-buffer of ``genkit.render.avatar_data.rasterize`` as a loop over the faces (same
 coverage test, same ties), for the shell at render time; ``shell_rays`` the shell's samples and
@@ -43,22 +43,18 @@ def _insert(dist, idx, n, d, i):
     return min(n + 1, cap)
 
 
-@numba.njit(inline="always")
-def _bounded(bound, step):
-    """An upper bound on a query's n-th smallest squared distance to a set of points, from the previous
-    query's n-th smallest distance ``bound`` (not squared) to the same set and the ``step`` between the
-    two queries (triangle inequality), with a margin for rounding; inf when ``bound`` is."""
-    return (bound + step) ** 2 * np.float32(1.0001) + np.float32(1e-12)
-
-
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy", fastmath=True)
 def _features(
-    x, verts, coarse_xyz, frames, members, counts, tables, levels, size, feats, rows, cells, res, k, probe,
-    cap, support, out,
+    x, verts, coarse_xyz, member_xyz, frames, members, counts, owner, tables, levels, size, feats, rows,
+    cells, res, k, probe, cap, support, out,
 ):  # fmt: skip
     n_rays, n_samples = x.shape[0], x.shape[1]
     n_coarse, width = members.shape
-    blocks = tables.shape[1] // 4  # the tables' features, padded to blocks of 4 (kept in registers)
+    # the tables' rows of features padded to blocks of 4, flat; unsigned indices (numba wraps negative
+    # signed ones around, a select per load)
+    blocks = tables.shape[1] // 4
+    row_width = np.uint64(tables.shape[1])
+    flat = tables.reshape(-1)
     inv_support = np.float32(1.0) / support
     inv_sigma2 = np.float32(4.0) / (support * support)
     one, half, zero, inf = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(np.inf)
@@ -71,59 +67,69 @@ def _features(
         cand_d, cand_i = np.empty(cap, np.float32), np.empty(cap, np.int64)
         knn_d, knn_i = np.empty(k, np.float32), np.empty(k, np.int64)
         w, uk = np.empty(k, np.float32), np.empty((k, 3), np.float32)
-        # the previous ray's middle sample and distances to its probe-th coarse and cap-th member vertex
-        qx, qy, qz, near_bound, cand_bound = zero, zero, zero, inf, inf
+        acc, dm, cand_xyz = (
+            np.empty(4, np.float32),
+            np.empty(max(width, cap), np.float32),
+            np.empty((3, cap), np.float32),
+        )
+        n_prev, n_cand = 0, 0  # the previous ray's probed coarse vertices (prev_near) and shortlist (cand_i)
         for r in range(first * chunk, min(first * chunk + chunk, n_rays)):
             mid = n_samples // 2
             mx, my, mz = x[r, mid, 0], x[r, mid, 1], x[r, mid, 2]
-            step = math.sqrt((mx - qx) ** 2 + (my - qy) ** 2 + (mz - qz) ** 2)
-            qx, qy, qz = mx, my, mz
-            # level 1: the probe nearest coarse vertices of the middle sample; only those within the bound
-            # from the previous ray are ranked (picked without branches), all of them if that fails
+            # level 1: the probe nearest coarse vertices of the middle sample. Neighbouring rays are close:
+            # the previous ray's probed vertices bound them (the probe-th nearest is no farther than the
+            # farthest of those), and only the vertices within the bound are ranked (picked without branches)
             for c in range(n_coarse):
                 dx, dy, dz = mx - coarse_xyz[0, c], my - coarse_xyz[1, c], mz - coarse_xyz[2, c]
                 d_coarse[c] = dx * dx + dy * dy + dz * dz
-            thr = _bounded(near_bound, step)
+            thr = inf if n_prev < probe else zero
+            for p in range(n_prev):
+                thr = max(thr, d_coarse[prev_near[p]])
+            m = 0
+            for c in range(n_coarse):
+                pick[m] = c
+                m += d_coarse[c] <= thr
             n_near = 0
-            for _attempt in range(2):  # within the bound, then (if that failed) all
-                m = 0
-                for c in range(n_coarse):
-                    pick[m] = c
-                    m += d_coarse[c] <= thr
-                n_near = 0
-                for j in range(m):
-                    n_near = _insert(near_d, near_i, n_near, d_coarse[pick[j]], pick[j])
-                if n_near == min(probe, n_coarse):
-                    break
-                thr = inf
-            near_bound = math.sqrt(near_d[n_near - 1])
-            # level 2: the ``cap`` nearest members of those (the shortlist); when the probed vertices are
-            # the previous ray's, so are the members, and the previous shortlist bounds this one
-            same = cand_bound < inf
-            for p in range(n_near):
-                hit = False
-                for q in range(n_near):
-                    hit = hit or near_i[p] == prev_near[q]
-                same = same and hit
-            prev_near[:n_near] = near_i[:n_near]
-            thr = _bounded(cand_bound, step) if same else inf
-            n_cand = 0
-            for _attempt in range(2):  # within the bound, then (if that failed) all
+            for j in range(m):
+                n_near = _insert(near_d, near_i, n_near, d_coarse[pick[j]], pick[j])
+            # level 2: the ``cap`` nearest members of those (the shortlist). When every vertex of the
+            # previous shortlist is a member of them, the farthest of those bounds the cap-th nearest
+            thr = inf
+            if n_cand == cap:
+                covered, far = True, zero
+                for j in range(cap):
+                    v, hit = cand_i[j], False
+                    for p in range(n_near):
+                        hit = hit or owner[v] == near_i[p]
+                    covered = covered and hit
+                    dx, dy, dz = mx - verts[v, 0], my - verts[v, 1], mz - verts[v, 2]
+                    far = max(far, dx * dx + dy * dy + dz * dz)
+                if covered:
+                    thr = far * np.float32(1.0001) + np.float32(1e-12)  # a margin for rounding
+            prev_near[:n_near], n_prev = near_i[:n_near], n_near
+            for _attempt in range(2):  # within the bound, then (if rounding failed it) all
                 m = 0
                 for p in range(n_near):
                     g = near_i[p]
+                    for j in range(counts[g]):  # the members' coordinates are contiguous: vectorised
+                        dx, dy, dz = (
+                            mx - member_xyz[0, g, j],
+                            my - member_xyz[1, g, j],
+                            mz - member_xyz[2, g, j],
+                        )
+                        dm[j] = dx * dx + dy * dy + dz * dz
                     for j in range(counts[g]):
-                        v = members[g, j]
-                        dx, dy, dz = mx - verts[v, 0], my - verts[v, 1], mz - verts[v, 2]
-                        mem_d[m], mem_i[m] = dx * dx + dy * dy + dz * dz, v
-                        m += mem_d[m] <= thr
+                        mem_d[m], mem_i[m] = dm[j], members[g, j]
+                        m += dm[j] <= thr
                 n_cand = 0
                 for j in range(m):
                     n_cand = _insert(cand_d, cand_i, n_cand, mem_d[j], mem_i[j])
                 if n_cand == cap or thr == inf:
                     break
                 thr = inf
-            cand_bound = math.sqrt(cand_d[n_cand - 1]) if n_cand == cap else inf
+            for j in range(n_cand):  # the shortlist's coordinates, contiguous for the samples' distances
+                v = cand_i[j]
+                cand_xyz[0, j], cand_xyz[1, j], cand_xyz[2, j] = verts[v, 0], verts[v, 1], verts[v, 2]
             for s in range(n_samples):
                 # each sample: its k nearest of the shortlist, their normalised distance weights and the
                 # sample in each one's local frame (the weighted coordinates are features too)
@@ -131,9 +137,10 @@ def _features(
                 px, py, pz = x[r, s, 0], x[r, s, 1], x[r, s, 2]
                 n_knn = 0
                 for j in range(n_cand):
-                    v = cand_i[j]
-                    dx, dy, dz = px - verts[v, 0], py - verts[v, 1], pz - verts[v, 2]
-                    n_knn = _insert(knn_d, knn_i, n_knn, dx * dx + dy * dy + dz * dz, v)
+                    dx, dy, dz = px - cand_xyz[0, j], py - cand_xyz[1, j], pz - cand_xyz[2, j]
+                    dm[j] = dx * dx + dy * dy + dz * dz
+                for j in range(n_cand):
+                    n_knn = _insert(knn_d, knn_i, n_knn, dm[j], cand_i[j])
                 total_w = zero
                 for j in range(n_knn):
                     w[j] = np.float32(math.exp(-knn_d[j] * inv_sigma2)) + np.float32(1e-6)
@@ -154,52 +161,53 @@ def _features(
                 out[o, levels * feats + 1] = cy
                 out[o, levels * feats + 2] = cz
                 # per level and block of 4 features: trilinear lookups in the k vertices' merged tables,
-                # accumulated in registers and stored once
+                # accumulated and stored once
                 for lvl in range(levels):
                     rr = res[lvl]
                     rf = np.float32(rr)  # float32 x int64 is float64 in numba, and so was every weight below
                     for fb in range(blocks):
-                        s0, s1, s2, s3 = zero, zero, zero, zero
+                        for f in range(4):
+                            acc[f] = zero
                         for j in range(n_knn):
                             fx, fy, fz = uk[j, 0] * rf, uk[j, 1] * rf, uk[j, 2] * rf
                             ix, iy, iz = min(int(fx), rr - 1), min(int(fy), rr - 1), min(int(fz), rr - 1)
                             fx, fy, fz = fx - np.float32(ix), fy - np.float32(iy), fz - np.float32(iz)
                             gx, gy, gz = one - fx, one - fy, one - fz
-                            # the 8 corners, x, y, z bits from the most significant, and their rows
                             wj = w[j]
                             a00, a01, a10, a11 = wj * gx * gy, wj * gx * fy, wj * fx * gy, wj * fx * fy
                             c0, c1, c2, c3 = a00 * gz, a00 * fz, a01 * gz, a01 * fz
                             c4, c5, c6, c7 = a10 * gz, a10 * fz, a11 * gz, a11 * fz
                             cb = (lvl * cells + ix + rr * (iy + rr * iz)) * 8
-                            vb = (knn_i[j] * levels + lvl) * size
-                            i0, i1 = vb + rows[cb], vb + rows[cb + 1]
-                            i2, i3 = vb + rows[cb + 2], vb + rows[cb + 3]
-                            i4, i5 = vb + rows[cb + 4], vb + rows[cb + 5]
-                            i6, i7 = vb + rows[cb + 6], vb + rows[cb + 7]
-                            f = 4 * fb
-                            s0 += c0 * tables[i0, f] + c1 * tables[i1, f] + c2 * tables[i2, f]
-                            s0 += c3 * tables[i3, f] + c4 * tables[i4, f] + c5 * tables[i5, f]
-                            s0 += c6 * tables[i6, f] + c7 * tables[i7, f]
-                            f += 1
-                            s1 += c0 * tables[i0, f] + c1 * tables[i1, f] + c2 * tables[i2, f]
-                            s1 += c3 * tables[i3, f] + c4 * tables[i4, f] + c5 * tables[i5, f]
-                            s1 += c6 * tables[i6, f] + c7 * tables[i7, f]
-                            f += 1
-                            s2 += c0 * tables[i0, f] + c1 * tables[i1, f] + c2 * tables[i2, f]
-                            s2 += c3 * tables[i3, f] + c4 * tables[i4, f] + c5 * tables[i5, f]
-                            s2 += c6 * tables[i6, f] + c7 * tables[i7, f]
-                            f += 1
-                            s3 += c0 * tables[i0, f] + c1 * tables[i1, f] + c2 * tables[i2, f]
-                            s3 += c3 * tables[i3, f] + c4 * tables[i4, f] + c5 * tables[i5, f]
-                            s3 += c6 * tables[i6, f] + c7 * tables[i7, f]
+                            vb = np.uint64((knn_i[j] * levels + lvl) * size)
+                            fo = np.uint64(4 * fb)
+                            i0, i1 = (vb + rows[cb]) * row_width + fo, (vb + rows[cb + 1]) * row_width + fo
+                            i2, i3 = (
+                                (vb + rows[cb + 2]) * row_width + fo,
+                                (vb + rows[cb + 3]) * row_width + fo,
+                            )
+                            i4, i5 = (
+                                (vb + rows[cb + 4]) * row_width + fo,
+                                (vb + rows[cb + 5]) * row_width + fo,
+                            )
+                            i6, i7 = (
+                                (vb + rows[cb + 6]) * row_width + fo,
+                                (vb + rows[cb + 7]) * row_width + fo,
+                            )
+                            for f in range(4):
+                                uf = np.uint64(f)
+                                acc[f] += (
+                                    c0 * flat[i0 + uf]
+                                    + c1 * flat[i1 + uf]
+                                    + c2 * flat[i2 + uf]
+                                    + c3 * flat[i3 + uf]
+                                    + c4 * flat[i4 + uf]
+                                    + c5 * flat[i5 + uf]
+                                    + c6 * flat[i6 + uf]
+                                    + c7 * flat[i7 + uf]
+                                )
                         base, n_f = lvl * feats + 4 * fb, min(4, feats - 4 * fb)
-                        out[o, base] = s0
-                        if n_f > 1:
-                            out[o, base + 1] = s1
-                        if n_f > 2:
-                            out[o, base + 2] = s2
-                        if n_f > 3:
-                            out[o, base + 3] = s3
+                        for f in range(n_f):
+                            out[o, base + f] = acc[f]
 
 
 def avatar_features(
@@ -231,15 +239,17 @@ def avatar_features(
         arr(x),
         arr(vertices),
         arr(vertices[index.coarse].T),
+        arr(vertices[index.members].permute(2, 0, 1)),  # (3, coarse, width): each group's coordinates
         arr(frames),
         arr(index.members, np.int64),
         arr(index.counts, np.int64),
+        arr(index.owner, np.int64),
         # features in blocks of 4 (padded only when they are not: a copy of every table otherwise)
         arr((F.pad(tables, (0, -feats % 4)) if feats % 4 else tables).reshape(-1, feats + -feats % 4)),
         levels,
         tables.shape[2],
         feats,
-        arr(corner_rows, np.int64).reshape(-1),
+        arr(corner_rows, np.uint64).reshape(-1),
         corner_rows.shape[1],
         np.asarray(resolutions, np.int64),
         k,
