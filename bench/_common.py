@@ -13,6 +13,18 @@ import torch
 from genkit.utils import atomic_file
 
 
+def cpu_model() -> str:
+    """The processor's name (Linux: /proc/cpuinfo), else ``platform.processor()``: CPU timings and their
+    ratios depend on it (a baseline's dense matrix products and a kernel's scalar loops do not scale alike)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def machine(device: str) -> dict:
     info = {
         "device": device,
@@ -20,6 +32,7 @@ def machine(device: str) -> dict:
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_model(),
     }
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(device)

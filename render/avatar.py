@@ -421,14 +421,19 @@ class HashBlendshapeAvatar(_AvatarBase):
         return w.softmax(0).T.contiguous()  # over K while (K, V) is contiguous: rows of 3 are slow
 
     def prepare(self, expression, pose, vertices, neighbour, stages=NO_STAGES, backend="auto") -> FrameState:
-        """The frame's merged tables and vertex frames (``backend`` of the frames: see ``use_numba``)."""
+        """The frame's merged tables and vertex frames (``backend`` of both: see ``use_numba``)."""
         self.check_inputs(expression, vertices)
         with stages("cnn"):
             blend = self.blend_weights(expression)
         with stages("gather"):
-            # each vertex's K tables blended: (V, 1, K) @ (V, K, L*T*F), slow if ``blend`` were strided
-            v, k, *rest = self.tables.shape
-            tables = torch.bmm(blend[:, None], self.tables.view(v, k, -1)).view(v, *rest)
+            if use_numba(blend, backend):
+                from genkit.render.kernels.numba_avatar import merge_tables
+
+                tables = merge_tables(self.tables, blend)
+            else:
+                # each vertex's K tables blended: (V, 1, K) @ (V, K, L*T*F), slow if ``blend`` were strided
+                v, k, *rest = self.tables.shape
+                tables = torch.bmm(blend[:, None], self.tables.view(v, k, -1)).view(v, *rest)
         with stages("search"):
             frames = vertex_frames(vertices, self.faces, neighbour, backend)
         return FrameState(vertices, frames, pose_rotation(pose), tables=tables)

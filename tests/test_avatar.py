@@ -189,14 +189,16 @@ def test_numba_kernel_matches_the_torch_features(head, shortlist, samples):
     shell = shell_samples(v, m.faces, c2w, 48 * 1.35, 48, samples, 0.04)
     with torch.no_grad():
         state = m.prepare(e, pose, v, nb, backend="torch")
-        frames = m.prepare(e, pose, v, nb, backend="numba").frames
+        fast = m.prepare(e, pose, v, nb, backend="numba")
         ref = m.features(shell.points(), state, index, backend="torch")
         got = m.features(shell.points(), state, index, backend="numba")
         img_ref, alpha_ref = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, backend="torch")
         img, alpha = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, backend="numba")
     assert got.shape == ref.shape == (len(shell.pixels) * samples, 2 * 4 + 3)
     assert ref[:, :8].abs().mean() > 0.1  # table features, not zeros
-    assert torch.allclose(frames, state.frames, atol=1e-5)  # the numba vertex frames
+    assert torch.allclose(fast.frames, state.frames, atol=1e-5)  # the numba vertex frames
+    assert torch.allclose(fast.tables, state.tables, atol=1e-5)  # and merged tables
+    assert state.tables.abs().mean() > 0.1
     assert torch.allclose(got, ref, atol=1e-4)
     assert torch.allclose(img, img_ref, atol=1e-4) and torch.allclose(alpha, alpha_ref, atol=1e-4)
     assert alpha.max() > 0.1 and (alpha == 0).any()  # some opacity, on a background
