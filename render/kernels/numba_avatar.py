@@ -178,20 +178,20 @@ def _features(
                             c0, c1, c2, c3 = a00 * gz, a00 * fz, a01 * gz, a01 * fz
                             c4, c5, c6, c7 = a10 * gz, a10 * fz, a11 * gz, a11 * fz
                             cb = (lvl * cells + ix + rr * (iy + rr * iz)) * 8
-                            vb = np.uint64((knn_i[j] * levels + lvl) * size)
-                            fo = np.uint64(4 * fb)
-                            i0, i1 = (vb + rows[cb]) * row_width + fo, (vb + rows[cb + 1]) * row_width + fo
-                            i2, i3 = (
-                                (vb + rows[cb + 2]) * row_width + fo,
-                                (vb + rows[cb + 3]) * row_width + fo,
+                            # the 8 corner rows' first elements in the flat tables: the vertex's level block
+                            # plus each corner's offset (``rows`` come multiplied by the row width)
+                            vb = np.uint64((knn_i[j] * levels + lvl) * size) * row_width + np.uint64(4 * fb)
+                            i0, i1, i2, i3 = (
+                                vb + rows[cb],
+                                vb + rows[cb + 1],
+                                vb + rows[cb + 2],
+                                vb + rows[cb + 3],
                             )
-                            i4, i5 = (
-                                (vb + rows[cb + 4]) * row_width + fo,
-                                (vb + rows[cb + 5]) * row_width + fo,
-                            )
-                            i6, i7 = (
-                                (vb + rows[cb + 6]) * row_width + fo,
-                                (vb + rows[cb + 7]) * row_width + fo,
+                            i4, i5, i6, i7 = (
+                                vb + rows[cb + 4],
+                                vb + rows[cb + 5],
+                                vb + rows[cb + 6],
+                                vb + rows[cb + 7],
                             )
                             for f in range(4):
                                 uf = np.uint64(f)
@@ -249,7 +249,7 @@ def avatar_features(
         levels,
         tables.shape[2],
         feats,
-        arr(corner_rows, np.uint64).reshape(-1),
+        arr(corner_rows, np.uint64).reshape(-1) * np.uint64(feats + -feats % 4),  # rows -> elements
         corner_rows.shape[1],
         np.asarray(resolutions, np.int64),
         k,
