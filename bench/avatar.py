@@ -14,8 +14,9 @@ and compositing, timed separately), the big MLP again at 256, 1024 and 4096 rays
 avatar's speedup is taken over the fastest of its four chunk sizes), then again at 128^2 after
 ``compile_field`` (``torch.compile`` of the avatar's MLP after its numba kernel, of the baselines' whole
 fields; ``--no-compile`` skips it); and for the two-level k-NN search (torch) against brute force on the
-avatar's own shell samples: recall@k and speedup, with and without the per-ray shortlist; and the PSNR of
-the shipped avatar-head on the held-out expressions.
+avatar's own shell samples: recall@k and speedup, with and without the per-ray shortlist; the avatar's
+per-frame table merge, numba against ``torch.bmm``; and the PSNR of the shipped avatar-head on the
+held-out expressions.
 
 Training samples 8 points per ray in the shell, rendering 4 (``genkit avatar render``'s default), for
 every model.
@@ -47,6 +48,7 @@ from genkit.render.avatar import (
     NO_STAGES,
     KNNIndex,
     Stages,
+    blend_tables,
     compile_field,
     knn_brute,
     render_frame,
@@ -161,6 +163,25 @@ def knn_check(d, k, samples, thickness) -> dict:
     }
 
 
+@torch.no_grad()
+def merge_check(model, d, rounds: int = 10) -> dict:
+    """The avatar's per-frame table merge on the held-out expressions: the numba loop parallel over the
+    vertices against ``torch.bmm`` (``blend_tables``), taking turns frame by frame; ms per frame."""
+    backends = ("numba", "torch")
+    seconds = dict.fromkeys(backends, 0.0)
+    blends = [model.blend_weights(e) for e in d.expressions]
+    for _ in range(rounds):
+        for blend in blends:
+            for b in backends:
+                t = time.perf_counter()
+                blend_tables(model.tables, blend, b)
+                seconds[b] += time.perf_counter() - t
+    n = rounds * len(blends)
+    return {f"{b}_ms": 1000 * seconds[b] / n for b in backends} | {
+        "speedup": seconds["torch"] / seconds["numba"]
+    }
+
+
 def reusable(name: str, path: Path, steps: int) -> bool:
     """A model trained earlier in ``path`` with ``steps`` steps and today's default architecture."""
     if not (path / "avatar.json").is_file():
@@ -261,6 +282,7 @@ def main(argv=None) -> int:
             rows[name]["speed_128_compiled"] = r
 
     knn = knn_check(d, 4, args.render_samples, 0.04)
+    merge = merge_check(models["avatar"], d)
 
     gif = Path(args.out).with_name("avatar_side_by_side.gif")
     strip = [torch.cat([d.images[i]] + [frames[m][i] for m in MODELS], 1) for i in range(len(d))]
@@ -283,6 +305,7 @@ def main(argv=None) -> int:
         "fps_256_torch": t["speed_256"]["fps"],
         "speedup_vs_big_mlp_torch": t["speed_128"]["fps"] / big_fps[best_chunk],
         "numba_vs_torch_128": a["speed_128"]["fps"] / t["speed_128"]["fps"],
+        "table_merge": merge,
         "render_chunk_rays": {name: m.render_chunk for name, m in models.items()},
         "big_mlp_fps_128_by_chunk": {str(c): big_fps[c] for c in sorted(big_fps)},
         "big_mlp_best_chunk": best_chunk,
@@ -327,6 +350,10 @@ def main(argv=None) -> int:
         f"avatar on the torch reference path: {t['speed_128']['fps']:.1f} fps at 128^2, "
         f"{t['speed_256']['fps']:.1f} at 256^2; the numba kernels {result['numba_vs_torch_128']:.1f}x faster; "
         f"torch path vs big MLP {result['speedup_vs_big_mlp_torch']:.1f}x"
+    )
+    print(
+        f"table merge per frame: numba {merge['numba_ms']:.2f} ms, torch.bmm {merge['torch_ms']:.2f} ms "
+        f"({merge['speedup']:.1f}x)"
     )
     if "fps_128_compiled" in result:
         print(

@@ -179,6 +179,18 @@ def vertex_frames(
     return torch.stack([t, torch.cross(n, t, dim=-1), n], dim=1)
 
 
+def blend_tables(tables: torch.Tensor, blend: torch.Tensor, backend: str = "torch") -> torch.Tensor:
+    """Each vertex's K tables (V, K, ...) blended by its weights ``blend`` (V, K) -> (V, ...): the frame's
+    merged tables. ``backend``: see ``use_numba``."""
+    if use_numba(tables, backend):
+        from genkit.render.kernels.numba_avatar import merge_tables
+
+        return merge_tables(tables, blend)
+    # (V, 1, K) @ (V, K, L*T*F), slow if ``blend`` were strided
+    v, k, *rest = tables.shape
+    return torch.bmm(blend[:, None], tables.view(v, k, -1)).view(v, *rest)
+
+
 def first_neighbours(faces: torch.Tensor, num_vertices: int) -> torch.Tensor:
     """For each vertex, one vertex it shares an edge with (the smallest index)."""
     a = torch.cat([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
@@ -426,14 +438,7 @@ class HashBlendshapeAvatar(_AvatarBase):
         with stages("cnn"):
             blend = self.blend_weights(expression)
         with stages("gather"):
-            if use_numba(blend, backend):
-                from genkit.render.kernels.numba_avatar import merge_tables
-
-                tables = merge_tables(self.tables, blend)
-            else:
-                # each vertex's K tables blended: (V, 1, K) @ (V, K, L*T*F), slow if ``blend`` were strided
-                v, k, *rest = self.tables.shape
-                tables = torch.bmm(blend[:, None], self.tables.view(v, k, -1)).view(v, *rest)
+            tables = blend_tables(self.tables, blend, backend)
         with stages("search"):
             frames = vertex_frames(vertices, self.faces, neighbour, backend)
         return FrameState(vertices, frames, pose_rotation(pose), tables=tables)

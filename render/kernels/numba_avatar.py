@@ -27,6 +27,11 @@ import torch
 import torch.nn.functional as F
 
 
+def _match_torch_threads() -> None:
+    """Run the parallel loops on as many threads as torch uses (``torch.set_num_threads``)."""
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
 @numba.njit(inline="always")
 def _insert(dist, idx, n, d, i):
     """Insert (d, i) into the ascending ``dist``/``idx`` of capacity ``len(dist)`` holding ``n`` entries."""
@@ -231,7 +236,7 @@ def avatar_features(
     levels, feats = tables.shape[1], tables.shape[3]
     kept = index.kept(n_samples, k)
     out = torch.empty(n_rays * n_samples, levels * feats + 3)
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    _match_torch_threads()
 
     def arr(t, dtype=np.float32):
         return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)
@@ -277,11 +282,11 @@ def _merge(tables, blend, out):
 
 def merge_tables(tables: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
     """Each vertex's tables blended by its weights: ``tables`` (V, K, ...) and ``blend`` (V, K) -> (V, ...),
-    the product ``HashBlendshapeAvatar.prepare`` computes with ``torch.bmm``, parallel over the vertices
-    (it reads every table once per frame; on 2 CPU cores about twice as fast as that ``bmm``)."""
+    the product ``genkit.render.avatar.blend_tables`` computes with ``torch.bmm``, parallel over the
+    vertices (``bench/avatar.py`` times both)."""
     n_verts, n_tables, *rest = tables.shape
     out = torch.empty(n_verts, *rest)
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    _match_torch_threads()
     _merge(
         np.ascontiguousarray(tables.detach().numpy(), np.float32).reshape(n_verts, n_tables, -1),
         np.ascontiguousarray(blend.detach().numpy(), np.float32),
