@@ -15,8 +15,9 @@ avatar's speedup is taken over the fastest of its four chunk sizes), then again 
 ``compile_field`` (``torch.compile`` of the avatar's MLP after its numba kernel, of the baselines' whole
 fields; ``--no-compile`` skips it); and for the two-level k-NN search (torch) against brute force on the
 avatar's own shell samples: recall@k and speedup, with and without the per-ray shortlist; the avatar's
-per-frame table merge, numba against ``torch.bmm``; and the PSNR of the shipped avatar-head on the
-held-out expressions.
+per-frame table merge, numba against ``torch.bmm``; the PSNR of the shipped avatar-head on the
+held-out expressions; and an ablation, trained and evaluated for quality only: the avatar without the
+vertex-normal input of its MLP (``normal_input="none"``, the paper's input).
 
 Training samples 8 points per ray in the shell, rendering 4 (``genkit avatar render``'s default), for
 every model.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -60,6 +62,8 @@ from genkit.utils import write_video
 
 RESULTS = Path(__file__).parent / "results" / "avatar.json"
 MODELS = ("avatar", "global_hash", "big_mlp")
+# what each trained entry is: (model, its options); the ablation is measured for quality only
+VARIANTS = {name: (name, {}) for name in MODELS} | {"avatar_no_normal": ("avatar", {"normal_input": "none"})}
 SPLITS = ("test_expr", "test_extreme", "test_view")
 BIG_MLP_CHUNKS = (256, 1024, 4096)  # besides its render_chunk (512)
 
@@ -182,12 +186,13 @@ def merge_check(model, d, rounds: int = 10) -> dict:
     }
 
 
-def reusable(name: str, path: Path, steps: int) -> bool:
-    """A model trained earlier in ``path`` with ``steps`` steps and today's default architecture."""
+def reusable(variant: str, path: Path, steps: int) -> bool:
+    """A model trained earlier in ``path`` with ``steps`` steps and today's architecture of ``variant``."""
     if not (path / "avatar.json").is_file():
         return False
     saved = json.loads((path / "config.json").read_text())
-    fresh = json.loads(json.dumps(dict(MODEL_CLASSES[name]().config)))  # tuples as lists, like the file
+    name, options = VARIANTS[variant]
+    fresh = json.loads(json.dumps(dict(MODEL_CLASSES[name](**options).config)))  # tuples as lists
     same_arch = all(saved.get(k) == v for k, v in fresh.items() if not k.startswith("_"))
     return same_arch and json.loads((path / "avatar.json").read_text())["train"]["max_train_steps"] == steps
 
@@ -226,11 +231,12 @@ def main(argv=None) -> int:
         make_head_dataset(args.data, 128)
     data = {s: load_head_split(args.data, s) for s in SPLITS}
     rows, frames, train_minutes, models = {}, {}, {}, {}
-    for name in MODELS:
+    for name, (model, options) in VARIANTS.items():
         cfg = AvatarTrainConfig(
             data=args.data,
             out=f"{args.runs}/{name}",
-            model=name,
+            model=model,
+            **options,
             max_train_steps=steps,
             num_samples=args.samples,
             checkpointing_steps=steps,
@@ -242,7 +248,8 @@ def main(argv=None) -> int:
         if args.reuse and reusable(name, path, steps):
             report = json.loads((Path(cfg.out) / "report.json").read_text())
             train_minutes[name] = report["train_minutes_this_run"]
-        else:
+        else:  # from scratch: a previous run's checkpoints may be of another architecture or length
+            shutil.rmtree(Path(cfg.out) / "checkpoints", ignore_errors=True)
             t = time.perf_counter()
             path = train_avatar(cfg)
             train_minutes[name] = (time.perf_counter() - t) / 60
@@ -265,6 +272,7 @@ def main(argv=None) -> int:
     # every model with render_frame's defaults (backend "auto": the numba shell and compositing, the
     # avatar's numba kernels; the field run render_chunk rays at a time), the avatar again on the torch
     # reference path (torch rasterizer and field), and at 128^2 the big MLP at other chunk sizes
+    models.pop("avatar_no_normal")  # the ablation: quality only
     entries = {name: (m, "auto", None) for name, m in models.items()}
     entries["avatar_torch"] = (models["avatar"], "torch", None)
     sweep = {f"big_mlp_chunk{c}": (models["big_mlp"], "auto", c) for c in BIG_MLP_CHUNKS}
@@ -297,6 +305,7 @@ def main(argv=None) -> int:
         "psnr_global_hash": g["quality"]["test_expr"]["psnr"],
         "psnr_big_mlp": b["quality"]["test_expr"]["psnr"],
         "psnr_shipped_avatar": psnr_shipped,
+        "psnr_avatar_no_normal": rows["avatar_no_normal"]["quality"]["test_expr"]["psnr"],
         "fps_128": a["speed_128"]["fps"],
         "fps_256": a["speed_256"]["fps"],
         "speedup_vs_big_mlp": a["speed_128"]["fps"] / big_fps[best_chunk],  # its fastest chunk size
@@ -373,6 +382,12 @@ def main(argv=None) -> int:
         + f"; the avatar is compared with the fastest ({best_chunk})"
     )
     print(f"shipped avatar-head on the held-out expressions: {psnr_shipped:.3f} dB")
+    q = rows["avatar_no_normal"]["quality"]
+    print(
+        "avatar without the normal input (the paper's MLP input), PSNR expr/ext/view: "
+        + "/".join(f"{q[s]['psnr']:.2f}" for s in SPLITS)
+        + " dB"
+    )
     print(
         f"k-NN two-level without the per-ray shortlist: recall@4 {knn['recall_no_shortlist']:.4f}, "
         f"speedup {knn['speedup_no_shortlist']:.1f}x"

@@ -33,7 +33,7 @@ from avatar import MODELS, speed
 from genkit.cli.generate import resolve_device
 from genkit.render.avatar import compile_field
 from genkit.render.avatar_data import load_head_split, make_head_dataset
-from genkit.render.avatar_trainer import build_model, load_avatar, render_split
+from genkit.render.avatar_trainer import AvatarTrainConfig, build_model, load_avatar, render_split
 
 RESULTS = Path(__file__).parent / "results" / "avatar_gpu.json"
 
@@ -74,7 +74,11 @@ def main(argv=None) -> int:
     for name in MODELS:
         path = Path(args.runs) / name / "model"
         trained[name] = (path / "avatar.json").is_file()
-        model = load_avatar(path)[0] if trained[name] else build_model(name, d).eval()
+        model = (
+            load_avatar(path)[0]
+            if trained[name]
+            else build_model(AvatarTrainConfig(data=args.data, model=name), d).eval()
+        )
         models[name] = model.to(device)
         psnr[name] = float(np.mean(render_split(models[name], d, None, args.render_samples)[0]))
     d = d.to(device)

@@ -10,8 +10,11 @@ The avatar (``HashBlendshapeAvatar``):
    nearest coarse vertices first, then the fine vertices that belong to them; ``knn_brute`` is the
    reference), is expressed in each vertex's local frame (normal, tangent, bitangent), looks up the merged
    tables there and averages the features with distance weights;
-4. a small MLP decodes density and colour; samples lie in a thin shell around the mesh (the rasterized
-   front surface plus or minus ``thickness``), composited by ``genkit.render.volume``.
+4. a small MLP decodes density and colour from those features, the weighted local coordinates and (a
+   genkit addition, ``normal_input``) the neighbours' weighted vertex normal in the head frame: the
+   surface orientation that expression-dependent shading follows, which the paper leaves to the blend
+   weights; samples lie in a thin shell around the mesh (the rasterized front surface plus or minus
+   ``thickness``), composited by ``genkit.render.volume``.
 
 Everything a frame needs is explicit: ``model.prepare(expression, pose, vertices)`` returns a ``FrameState``
 that ``model.field(x, state, index)`` reads; there is no hidden per-frame state in the modules.
@@ -276,13 +279,15 @@ def composite(rgb: torch.Tensor, sigma: torch.Tensor, shell: Shell, background: 
 @dataclass
 class FrameState:
     """What one frame of the avatar needs: deformed vertices (V, 3) and their local frames (V, 3, 3),
-    the pose rotation (3, 3) and the model's expression-dependent parameters (``tables`` or ``code``)."""
+    the pose rotation (3, 3), the model's expression-dependent parameters (``tables`` or ``code``) and
+    the vertex normals (V, 3) the avatar's MLP reads (``normals``, in its ``normal_input`` frame)."""
 
     vertices: torch.Tensor
     frames: torch.Tensor
     rotation: torch.Tensor
     tables: torch.Tensor | None = None
     code: torch.Tensor | None = None
+    normals: torch.Tensor | None = None
 
 
 def pose_rotation(pose: torch.Tensor) -> torch.Tensor:
@@ -374,7 +379,12 @@ class HashBlendshapeAvatar(_AvatarBase):
     """Mesh-anchored hash-table blendshapes: ``num_tables`` tables of ``table_size`` rows and ``features``
     columns per vertex and level (``resolutions``: the local grid of each level, dense where it fits,
     hashed above), blended per vertex by a UV-space CNN of the expression; ``k`` nearest vertices per
-    sample within ``support`` (the local frame's scale)."""
+    sample within ``support`` (the local frame's scale). ``normal_input``: the frame of the vertex normals
+    the MLP also reads, "head" (light that moves with the head: expression changes the shading, as in
+    the procedural head), "world" (light fixed in the scene: pose changes it too) or "none" (the paper's
+    MLP input: table features and local coordinates only)."""
+
+    NORMAL_INPUTS = ("head", "world", "none")
 
     @register_to_config
     def __init__(
@@ -391,8 +401,11 @@ class HashBlendshapeAvatar(_AvatarBase):
         hidden: int = 64,
         uv_size: int = 32,
         cnn_width: int = 16,
+        normal_input: str = "head",
     ):
         super().__init__()
+        if normal_input not in self.NORMAL_INPUTS:
+            raise ValueError(f"normal_input must be one of {self.NORMAL_INPUTS}, got {normal_input!r}")
         self._init_mesh(num_vertices, num_faces)
         levels = len(resolutions)
         rows = [corner_rows(r, table_size) for r in resolutions]  # fixed by the config: not saved
@@ -421,7 +434,7 @@ class HashBlendshapeAvatar(_AvatarBase):
             ],
             nn.Conv2d(cnn_width, num_tables, 3, padding=1),
         )
-        self.mlp = small_mlp(levels * features + 3, hidden)
+        self.mlp = small_mlp(levels * features + (3 if normal_input == "none" else 6), hidden)
 
     def blend_weights(self, expression: torch.Tensor) -> torch.Tensor:
         """Per-vertex blend weights (V, num_tables), non-negative and summing to one."""
@@ -433,7 +446,8 @@ class HashBlendshapeAvatar(_AvatarBase):
         return w.softmax(0).T.contiguous()  # over K while (K, V) is contiguous: rows of 3 are slow
 
     def prepare(self, expression, pose, vertices, neighbour, stages=NO_STAGES, backend="auto") -> FrameState:
-        """The frame's merged tables and vertex frames (``backend`` of both: see ``use_numba``)."""
+        """The frame's merged tables, vertex frames (``backend`` of both: see ``use_numba``) and the normals
+        the MLP reads."""
         self.check_inputs(expression, vertices)
         with stages("cnn"):
             blend = self.blend_weights(expression)
@@ -441,7 +455,10 @@ class HashBlendshapeAvatar(_AvatarBase):
             tables = blend_tables(self.tables, blend, backend)
         with stages("search"):
             frames = vertex_frames(vertices, self.faces, neighbour, backend)
-        return FrameState(vertices, frames, pose_rotation(pose), tables=tables)
+        rotation, normals = pose_rotation(pose), None
+        if self.config.normal_input != "none":  # the frames' third rows; R^T n (rows: n R) in the head frame
+            normals = frames[:, 2] @ rotation if self.config.normal_input == "head" else frames[:, 2]
+        return FrameState(vertices, frames, rotation, tables=tables, normals=normals)
 
     def lookup(
         self,
@@ -495,8 +512,9 @@ class HashBlendshapeAvatar(_AvatarBase):
         return size & (size - 1) == 0 and not (u.requires_grad or weights.requires_grad)
 
     def features(self, x, state: FrameState, index: KNNIndex, stages=NO_STAGES, backend: str = "auto"):
-        """The MLP input (N, L * F + 3) of samples ``x`` (R, S, 3) or (N, 3): the k nearest vertices' table
-        features blended by distance weights, and the weighted local coordinates. ``backend``: "torch"
+        """The MLP input (N, L * F + 3 [+ 3]) of samples ``x`` (R, S, 3) or (N, 3): the k nearest vertices'
+        table features blended by distance weights, the weighted local coordinates and (``state.normals``
+        not None) the weighted vertex normals. ``backend``: "torch"
         (the reference, differentiable), "numba" (the fused CPU kernel of
         ``genkit.render.kernels.numba_avatar``, inference only), "triton" (the torch search, the table
         lookups in Triton) or "auto" (numba for CPU tensors without gradients, triton on CUDA, torch
@@ -516,6 +534,7 @@ class HashBlendshapeAvatar(_AvatarBase):
                     index,
                     c.k,
                     c.support,
+                    state.normals,
                 )
         with stages("search"):
             d, nn_ = index.search(x, state.vertices, c.k)  # (N, k)
@@ -530,7 +549,10 @@ class HashBlendshapeAvatar(_AvatarBase):
                 feats = self.lookup_triton(state.tables, nn_, u, w)
             else:
                 feats = self.lookup(state.tables, nn_, u, w)
-            return torch.cat([feats, (w[..., None] * q).sum(1)], -1)
+            out = [feats, (w[..., None] * q).sum(1)]
+            if state.normals is not None:
+                out.append((w[..., None] * state.normals[nn_]).sum(1))
+            return torch.cat(out, -1)
 
     def field(self, x, state: FrameState, index: KNNIndex, stages=NO_STAGES, backend: str = "auto"):
         h = self.features(x, state, index, stages, backend)

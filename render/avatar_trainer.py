@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from genkit.metrics.image import psnr, ssim
-from genkit.render.avatar import MODELS, render_frame, shell_samples
+from genkit.render.avatar import MODELS, HashBlendshapeAvatar, render_frame, shell_samples
 from genkit.render.avatar_data import HeadData, load_head_split, rasterize
 from genkit.training.loop import (
     make_accelerator,
@@ -45,6 +45,14 @@ class AvatarTrainConfig:
         default="runs/avatar", metadata={"help": "run folder: checkpoints/, model/, report.json"}
     )
     model: str = field(default="avatar", metadata={"help": "what to train", "choices": sorted(MODELS)})
+    normal_input: str = field(
+        default="head",
+        metadata={
+            "help": "the avatar's MLP also reads the vertex normals in the head frame (light moving with "
+            "the head), the world frame (light fixed in the scene) or none (the paper's input)",
+            "choices": list(HashBlendshapeAvatar.NORMAL_INPUTS),
+        },
+    )
     max_train_steps: int = field(default=3000, metadata={"help": "optimizer steps"})
     rays_per_step: int = field(default=4096, metadata={"help": "rays per step"})
     frames_per_step: int = field(default=4, metadata={"help": "frames the rays are drawn from"})
@@ -78,11 +86,19 @@ class AvatarTrainConfig:
             raise GenkitError("steps, rays, frames, samples and checkpointing-steps must be positive")
         if self.thickness <= 0:
             raise GenkitError("--thickness must be positive")
+        if self.normal_input not in HashBlendshapeAvatar.NORMAL_INPUTS:
+            raise GenkitError(
+                f"--normal-input must be one of {', '.join(HashBlendshapeAvatar.NORMAL_INPUTS)}"
+            )
 
 
-def build_model(cfg_model: str, data: HeadData):
-    model = MODELS[cfg_model](
-        num_vertices=len(data.template), num_faces=len(data.faces), num_expressions=data.expressions.shape[1]
+def build_model(cfg: AvatarTrainConfig, data: HeadData):
+    extra = {"normal_input": cfg.normal_input} if cfg.model == "avatar" else {}
+    model = MODELS[cfg.model](
+        num_vertices=len(data.template),
+        num_faces=len(data.faces),
+        num_expressions=data.expressions.shape[1],
+        **extra,
     )
     model.set_mesh(data.template, data.faces)
     return model
@@ -92,7 +108,7 @@ def train_avatar(cfg: AvatarTrainConfig) -> Path:
     out = Path(cfg.out)
     accelerator = make_accelerator(out, cfg.seed)
     data = load_head_split(cfg.data, "train").to(accelerator.device)
-    model = build_model(cfg.model, data).to(accelerator.device)
+    model = build_model(cfg, data).to(accelerator.device)
     index, neighbour = model.mesh_index()
     depth = torch.stack(
         [
@@ -230,5 +246,8 @@ def load_avatar(path: str | Path):
     meta = json.loads(meta_path.read_text())
     if meta.get("model") not in MODELS:
         raise GenkitError(f"{meta_path}: unknown model {meta.get('model')!r}")
-    model = MODELS[meta["model"]].from_pretrained(str(path)).float().eval()
+    extra = {}
+    if meta["model"] == "avatar" and "normal_input" not in json.loads((path / "config.json").read_text()):
+        extra["normal_input"] = "none"  # saved before the option existed: the paper's MLP input
+    model = MODELS[meta["model"]].from_pretrained(str(path), **extra).float().eval()
     return model, meta

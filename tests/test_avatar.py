@@ -28,6 +28,7 @@ from genkit.render.avatar_data import (
     look_at,
     make_head_dataset,
     rasterize,
+    vertex_normals,
 )
 from genkit.render.avatar_trainer import AvatarTrainConfig, load_avatar, train_avatar
 from genkit.render.encodings import PRIMES
@@ -118,6 +119,27 @@ def test_blend_weights_sum_to_one(head):
     assert not torch.allclose(w, m.blend_weights(torch.zeros(len(EXPRESSIONS))))  # depends on the expression
 
 
+def test_normal_input_frames(head):
+    """The normals the MLP reads: the unposed mesh's vertex normals ("head": the pose removed), the posed
+    mesh's ("world"), none for the paper's input; a bad choice is refused."""
+    e, pose, v = frame(head)  # posed: yaw 0.2, pitch 0.05
+    faces = torch.from_numpy(head.faces).long()
+    unposed = vertex_normals(torch.from_numpy(head.vertices(e.numpy())), faces)
+    nb = first_neighbours(faces, len(head.template))
+    states = {}
+    for normal_input in ("head", "world", "none"):
+        m = table_model(head, 4, (3, 7), normal_input)
+        with torch.no_grad():
+            states[normal_input] = m.prepare(e, pose, v, nb, backend="torch")
+        assert m.mlp[0].in_features == 2 * 4 + (3 if normal_input == "none" else 6)
+    assert torch.allclose(states["head"].normals, unposed, atol=1e-5)
+    assert torch.allclose(states["world"].normals, vertex_normals(v, faces), atol=1e-5)
+    assert not torch.allclose(states["head"].normals, states["world"].normals, atol=1e-2)
+    assert states["none"].normals is None
+    with pytest.raises(ValueError, match="normal_input"):
+        HashBlendshapeAvatar(normal_input="camera")
+
+
 def test_lookup_interpolates_a_linear_function_exactly(head):
     m = small_model(head)
     r0 = m.config.resolutions[0]  # the dense level: row = x + (r+1)(y + (r+1) z)
@@ -194,8 +216,11 @@ def test_numba_kernel_matches_the_torch_features(head, shortlist, samples):
         got = m.features(shell.points(), state, index, backend="numba")
         img_ref, alpha_ref = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, backend="torch")
         img, alpha = render_frame(m, e, pose, v, c2w, 32 * 1.35, 32, index, nb, backend="numba")
-    assert got.shape == ref.shape == (len(shell.pixels) * samples, 2 * 4 + 3)
+    assert got.shape == ref.shape == (len(shell.pixels) * samples, 2 * 4 + 6)
     assert ref[:, :8].abs().mean() > 0.1  # table features, not zeros
+    # the last 3: the neighbours' weighted normals in the head frame, nearly unit where neighbours agree
+    norm = ref[:, -3:].norm(dim=1)
+    assert norm.mean() > 0.95 and norm.min() > 0.3 and norm.max() < 1 + 1e-5
     assert torch.allclose(fast.frames, state.frames, atol=1e-5)  # the numba vertex frames
     assert torch.allclose(fast.tables, state.tables, atol=1e-5)  # and merged tables
     assert state.tables.abs().mean() > 0.1
@@ -212,10 +237,14 @@ def test_numba_kernel_matches_the_torch_features(head, shortlist, samples):
         m.features(shell.points(), state, index, backend="cuda")
 
 
-def table_model(head, features, resolutions):
+def table_model(head, features, resolutions, normal_input="head"):
     """An avatar of the head with other table shapes, its tables of order one (not the initial 1e-2)."""
     m = HashBlendshapeAvatar(
-        num_vertices=len(head.template), num_faces=len(head.faces), features=features, resolutions=resolutions
+        num_vertices=len(head.template),
+        num_faces=len(head.faces),
+        features=features,
+        resolutions=resolutions,
+        normal_input=normal_input,
     )
     m.set_mesh(torch.from_numpy(head.template), torch.from_numpy(head.faces).long())
     with torch.no_grad():
@@ -223,21 +252,23 @@ def table_model(head, features, resolutions):
     return m
 
 
-@pytest.mark.parametrize("features,resolutions", [(2, (3, 7)), (6, (2, 5, 9))])
-def test_numba_kernel_any_table_shape(head, features, resolutions):
-    """The kernel keeps features in registers in blocks of 4: other widths (padded) and level counts."""
+@pytest.mark.parametrize("features,resolutions,normal_input", [(2, (3, 7), "none"), (6, (2, 5, 9), "world")])
+def test_numba_kernel_any_table_shape(head, features, resolutions, normal_input):
+    """The kernel keeps features in registers in blocks of 4: other widths (padded) and level counts;
+    without normals and with world-frame normals."""
     pytest.importorskip("numba")
     torch.manual_seed(0)
     e, pose, v = frame(head)
-    m = table_model(head, features, resolutions)
+    m = table_model(head, features, resolutions, normal_input)
     index, nb = m.mesh_index()
     shell = shell_samples(v, m.faces, torch.from_numpy(look_at((0.3, 0.1, 3.0))), 40 * 1.35, 40, 4, 0.04)
     with torch.no_grad():
         state = m.prepare(e, pose, v, nb)
         ref = m.features(shell.points(), state, index, backend="torch")
         got = m.features(shell.points(), state, index, backend="numba")
-    assert got.shape == (len(shell.pixels) * 4, len(resolutions) * features + 3)
-    assert ref[:, -4].abs().mean() > 0.1
+    extra = 3 if normal_input == "none" else 6
+    assert got.shape == (len(shell.pixels) * 4, len(resolutions) * features + extra)
+    assert ref[:, len(resolutions) * features - 1].abs().mean() > 0.1
     assert torch.allclose(got, ref, atol=1e-4)
 
 
@@ -260,7 +291,7 @@ def test_triton_lookup_matches_the_torch_features(head):
         g = torch.linspace(-1, 1, feats[backend].numel()).view_as(feats[backend])
         (grads[backend],) = torch.autograd.grad((feats[backend] * g).sum(), m.tables)
     ref = feats["torch"]
-    assert ref.shape == (x.shape[0] * 4, len(resolutions) * features + 3) and ref[:, 0].abs().mean() > 0.1
+    assert ref.shape == (x.shape[0] * 4, len(resolutions) * features + 6) and ref[:, 0].abs().mean() > 0.1
     assert torch.allclose(feats["triton"], ref, atol=1e-4)
     assert grads["torch"].abs().max() > 0.1 and torch.allclose(grads["triton"], grads["torch"], atol=1e-4)
     with torch.no_grad():
@@ -324,6 +355,21 @@ def test_bad_inputs_rejected(head, head_data, tmp_path):
         load_head_split(broken, "train")
     with pytest.raises(GenkitError, match="required"):
         AvatarTrainConfig()
+    with pytest.raises(GenkitError, match="--normal-input"):
+        AvatarTrainConfig(data=str(head_data), normal_input="camera")
+
+
+def test_checkpoint_from_before_the_normal_input_loads_as_none(head, tmp_path):
+    """An avatar saved before ``normal_input`` existed (no key in its config) keeps its 11-input MLP."""
+    m = table_model(head, 4, (3, 7), "none")
+    m.save_pretrained(tmp_path, safe_serialization=True)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["normal_input"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "avatar.json").write_text(json.dumps({"model": "avatar"}))
+    loaded, _ = load_avatar(tmp_path)
+    assert loaded.config.normal_input == "none" and loaded.mlp[0].in_features == 2 * 4 + 3
+    assert torch.equal(loaded.mlp[0].weight, m.mlp[0].weight)
 
 
 def test_fifty_steps_lower_the_loss_and_resume(head_data, tmp_path):
@@ -349,6 +395,10 @@ def test_fifty_steps_lower_the_loss_and_resume(head_data, tmp_path):
     train_avatar(cfg)
     report2 = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report2["curve"][0]["step"] == 51
+    # another architecture in the same folder: a clear error, not a state-dict traceback
+    cfg.normal_input, cfg.max_train_steps = "none", 54
+    with pytest.raises(GenkitError, match="cannot resume .* another model configuration .*mlp.0.weight"):
+        train_avatar(cfg)
 
 
 def test_shipped_avatar_renders_the_procedural_head():

@@ -18,6 +18,8 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
+from genkit.utils import GenkitError
+
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -47,7 +49,14 @@ def resume(accelerator: Accelerator, out_dir: str | Path) -> int:
     """Load the newest checkpoint if there is one; return the step to start from (0 for a fresh run)."""
     path, step = latest_checkpoint(out_dir)
     if path is not None:
-        accelerator.load_state(str(path))
+        try:
+            accelerator.load_state(str(path))
+        except (RuntimeError, ValueError) as e:  # another model's checkpoint (shapes, keys)
+            first = str(e).strip().splitlines()[-1].strip()
+            raise GenkitError(
+                f"cannot resume from {path}, a checkpoint of another model configuration ({first}); "
+                f"use a new --out or delete {Path(out_dir) / 'checkpoints'}"
+            ) from e
         accelerator.print(f"resumed from {path} (step {step})")
     return step
 

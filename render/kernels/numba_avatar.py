@@ -51,7 +51,7 @@ def _insert(dist, idx, n, d, i):
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy", fastmath=True)
 def _features(
     x, verts, coarse_xyz, member_xyz, frames, members, counts, owner, tables, levels, size, feats, rows,
-    cells, res, k, probe, cap, support, out,
+    cells, res, k, probe, cap, support, normals, with_normals, out,
 ):  # fmt: skip
     n_rays, n_samples = x.shape[0], x.shape[1]
     n_coarse, width = members.shape
@@ -150,7 +150,7 @@ def _features(
                 for j in range(n_knn):
                     w[j] = np.float32(math.exp(-knn_d[j] * inv_sigma2)) + np.float32(1e-6)
                     total_w += w[j]
-                cx, cy, cz = zero, zero, zero
+                cx, cy, cz, nx, ny, nz = zero, zero, zero, zero, zero, zero
                 for j in range(n_knn):
                     v = knn_i[j]
                     w[j] /= total_w
@@ -159,12 +159,22 @@ def _features(
                     q1 = (frames[v, 1, 0] * ex + frames[v, 1, 1] * ey + frames[v, 1, 2] * ez) * inv_support
                     q2 = (frames[v, 2, 0] * ex + frames[v, 2, 1] * ey + frames[v, 2, 2] * ez) * inv_support
                     cx, cy, cz = cx + w[j] * q0, cy + w[j] * q1, cz + w[j] * q2
+                    if with_normals:
+                        nx, ny, nz = (
+                            nx + w[j] * normals[v, 0],
+                            ny + w[j] * normals[v, 1],
+                            nz + w[j] * normals[v, 2],
+                        )
                     uk[j, 0] = (min(max(q0, -one), one) + one) * half
                     uk[j, 1] = (min(max(q1, -one), one) + one) * half
                     uk[j, 2] = (min(max(q2, -one), one) + one) * half
                 out[o, levels * feats] = cx
                 out[o, levels * feats + 1] = cy
                 out[o, levels * feats + 2] = cz
+                if with_normals:
+                    out[o, levels * feats + 3] = nx
+                    out[o, levels * feats + 4] = ny
+                    out[o, levels * feats + 5] = nz
                 # per level and block of 4 features: trilinear lookups in the k vertices' merged tables,
                 # accumulated and stored once
                 for lvl in range(levels):
@@ -226,16 +236,18 @@ def avatar_features(
     index,
     k: int,
     support: float,
+    normals: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The MLP input (R * S, L * F + 3) of samples ``x`` (R, S, 3) of R rays: the k neighbours' blended
-    features from the merged ``tables`` (V, L, T, F) and their weighted local coordinates, as
-    ``HashBlendshapeAvatar.features`` computes them. ``index`` is the ``KNNIndex``; ``corner_rows`` the
-    model's (L, cells, 8) corner rows. Points ``x`` (N, 3) are N rays of one sample."""
+    """The MLP input (R * S, L * F + 3 [+ 3]) of samples ``x`` (R, S, 3) of R rays: the k neighbours'
+    blended features from the merged ``tables`` (V, L, T, F), their weighted local coordinates and (given
+    ``normals`` (V, 3)) their weighted normals, as ``HashBlendshapeAvatar.features`` computes them.
+    ``index`` is the ``KNNIndex``; ``corner_rows`` the model's (L, cells, 8) corner rows. Points ``x``
+    (N, 3) are N rays of one sample."""
     x = x[:, None] if x.dim() == 2 else x
     n_rays, n_samples = x.shape[:2]
     levels, feats = tables.shape[1], tables.shape[3]
     kept = index.kept(n_samples, k)
-    out = torch.empty(n_rays * n_samples, levels * feats + 3)
+    out = torch.empty(n_rays * n_samples, levels * feats + (3 if normals is None else 6))
     _match_torch_threads()
 
     def arr(t, dtype=np.float32):
@@ -262,6 +274,8 @@ def avatar_features(
         index.probe,
         index.probe * index.members.shape[1] if kept is None else kept,
         np.float32(support),
+        arr(vertices[:1] if normals is None else normals),  # a placeholder row without normals
+        normals is not None,
         out.numpy(),
     )
     return out
