@@ -48,8 +48,8 @@ class AvatarTrainConfig:
     normal_input: str = field(
         default="head",
         metadata={
-            "help": "the avatar's MLP also reads the vertex normals in the head frame (light moving with "
-            "the head), the world frame (light fixed in the scene) or none (the paper's input)",
+            "help": "--model avatar: its MLP also reads the vertex normals in the head frame (light moving "
+            "with the head), the world frame (light fixed in the scene) or none (the paper's input)",
             "choices": list(HashBlendshapeAvatar.NORMAL_INPUTS),
         },
     )
@@ -246,8 +246,12 @@ def load_avatar(path: str | Path):
     meta = json.loads(meta_path.read_text())
     if meta.get("model") not in MODELS:
         raise GenkitError(f"{meta_path}: unknown model {meta.get('model')!r}")
-    extra = {}
-    if meta["model"] == "avatar" and "normal_input" not in json.loads((path / "config.json").read_text()):
+    extra, config = {}, path / "config.json"
+    if (
+        meta["model"] == "avatar"
+        and config.is_file()
+        and "normal_input" not in json.loads(config.read_text())
+    ):
         extra["normal_input"] = "none"  # saved before the option existed: the paper's MLP input
     model = MODELS[meta["model"]].from_pretrained(str(path), **extra).float().eval()
     return model, meta
