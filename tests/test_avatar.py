@@ -425,7 +425,7 @@ def test_shipped_avatar_renders_the_procedural_head():
         index,
         nb,
     )
-    assert psnr(img, torch.from_numpy(gt), torch.from_numpy(mask)) > 24
+    assert psnr(img, torch.from_numpy(gt), torch.from_numpy(mask)) > 30  # 33.9 dB with the shipped avatar
 
 
 def test_cli_data_train_render(tmp_path, capsys, monkeypatch):
