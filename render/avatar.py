@@ -381,8 +381,10 @@ class HashBlendshapeAvatar(_AvatarBase):
     hashed above), blended per vertex by a UV-space CNN of the expression; ``k`` nearest vertices per
     sample within ``support`` (the local frame's scale). ``normal_input``: the frame of the vertex normals
     the MLP also reads, "head" (light that moves with the head: expression changes the shading, as in
-    the procedural head), "world" (light fixed in the scene: pose changes it too) or "none" (the paper's
-    MLP input: table features and local coordinates only)."""
+    the procedural head; ``genkit avatar train``'s default), "world" (light fixed in the scene: pose
+    changes it too) or "none" (the paper's MLP input: table features and local coordinates only; the
+    class default, so that a checkpoint saved before the option, whose config lacks it, loads as it was
+    trained)."""
 
     NORMAL_INPUTS = ("head", "world", "none")
 
@@ -401,7 +403,7 @@ class HashBlendshapeAvatar(_AvatarBase):
         hidden: int = 64,
         uv_size: int = 32,
         cnn_width: int = 16,
-        normal_input: str = "head",
+        normal_input: str = "none",
     ):
         super().__init__()
         if normal_input not in self.NORMAL_INPUTS:

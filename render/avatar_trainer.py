@@ -246,12 +246,5 @@ def load_avatar(path: str | Path):
     meta = json.loads(meta_path.read_text())
     if meta.get("model") not in MODELS:
         raise GenkitError(f"{meta_path}: unknown model {meta.get('model')!r}")
-    extra, config = {}, path / "config.json"
-    if (
-        meta["model"] == "avatar"
-        and config.is_file()
-        and "normal_input" not in json.loads(config.read_text())
-    ):
-        extra["normal_input"] = "none"  # saved before the option existed: the paper's MLP input
-    model = MODELS[meta["model"]].from_pretrained(str(path), **extra).float().eval()
+    model = MODELS[meta["model"]].from_pretrained(str(path)).float().eval()
     return model, meta

@@ -53,7 +53,7 @@ def frame(head, seed=0, scale=1.0):
 
 
 def small_model(head):
-    m = HashBlendshapeAvatar(num_vertices=len(head.template), num_faces=len(head.faces))
+    m = HashBlendshapeAvatar(num_vertices=len(head.template), num_faces=len(head.faces), normal_input="head")
     m.set_mesh(torch.from_numpy(head.template), torch.from_numpy(head.faces).long())
     return m.eval()
 
