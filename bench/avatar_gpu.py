@@ -7,9 +7,11 @@ waiting for the device at the end of each timing), on ``--device`` (default cuda
 ``render_frame``'s defaults there (on CUDA: the torch shell and compositing, the avatar's table lookups in
 the neural fields' Triton hash-grid kernel); compiled: ``torch.compile`` of each whole torch field
 (inductor's Triton kernels on CUDA). The models are those ``bench/avatar.py`` trained in ``--runs`` where
-present; otherwise the default architectures untrained, which render at the same speed (every shell
-sample is evaluated, nothing depends on the weights' values); the JSON says which. The PSNR of each model
-on the same frames is reported too (meaningful only for trained models).
+present; otherwise the shipped avatar-head for the avatar (``make weights-avatar``: the same training)
+and the default architectures untrained for the baselines, which render at the same speed (every shell
+sample is evaluated, nothing depends on the weights' values); the JSON's ``trained`` says which (the
+folder, or false). The PSNR of each model on the same frames is reported too (meaningful only for
+trained models).
 
     python bench/avatar_gpu.py                 # needs CUDA; 3 rounds, 512^2 and 128^2
     python bench/avatar_gpu.py --quick         # 1 round
@@ -30,6 +32,7 @@ import torch
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 from avatar import MODELS, speed
 
+from genkit.cli.avatar import bundled_avatar
 from genkit.cli.generate import resolve_device
 from genkit.render.avatar import compile_field
 from genkit.render.avatar_data import load_head_split, make_head_dataset
@@ -73,7 +76,9 @@ def main(argv=None) -> int:
     models, trained, psnr = {}, {}, {}
     for name in MODELS:
         path = Path(args.runs) / name / "model"
-        trained[name] = (path / "avatar.json").is_file()
+        if name == "avatar" and not (path / "avatar.json").is_file():
+            path = Path(bundled_avatar())  # make weights-avatar: bench/avatar.py's avatar, bit for bit
+        trained[name] = str(path) if (path / "avatar.json").is_file() else False
         model = (
             load_avatar(path)[0]
             if trained[name]
@@ -117,7 +122,7 @@ def main(argv=None) -> int:
     print(f"{'fps':>12} {'trained':>7} {'PSNR':>6} " + " ".join(f"{t:>13}" for t in tags))
     for name in MODELS:
         cells = " ".join(f"{fps[name][t]:13.1f}" for t in tags)
-        print(f"{name:>12} {str(trained[name]):>7} {psnr[name]:6.2f} {cells}")
+        print(f"{name:>12} {'yes' if trained[name] else 'no':>7} {psnr[name]:6.2f} {cells}")
     ratios = ", ".join(f"{t} {result[f'speedup_vs_big_mlp_{t}']:.1f}x" for t in tags)
     print(f"avatar vs big MLP (fps ratio): {ratios}")
     print(f"frames per second on {device} ({machine(str(device)).get('gpu', 'cpu')}); wrote {args.out}")
