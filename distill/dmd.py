@@ -105,7 +105,7 @@ def train_dmd(cfg: DistillConfig) -> Path:
     if disc is not None:
         disc = accelerator.prepare(disc)
     ema = student_ema(accelerator, student, cfg.ema_decay)
-    start = resume(accelerator, out)
+    start = resume(accelerator, out, states={"ema": ema})
 
     bar = progress(accelerator, cfg.max_train_steps, start, "distill dmd")
     t0 = time.perf_counter()
@@ -172,7 +172,7 @@ def train_dmd(cfg: DistillConfig) -> Path:
         bar.update(1)
         bar.set_postfix(dm=f"{loss_dm.item():.2e}", fake=f"{loss_fake.item():.4f}")
         if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_train_steps:
-            save_checkpoint(accelerator, out, step + 1)
+            save_checkpoint(accelerator, out, step + 1, states={"ema": ema})
     bar.close()
 
     # --- export: EMA weights as a OneStepPipeline ----------------------------------------------------

@@ -350,14 +350,13 @@ def build_fake_score(teacher: Teacher, kind: str, lora_rank: int):
 
 
 def student_ema(accelerator, student, decay: float):
-    """EMA of the (prepared) student's weights, checkpointed with the run."""
+    """EMA of the (prepared) student's weights (the loop checkpoints it: ``states={"ema": ema}``)."""
     from diffusers.training_utils import EMAModel
 
     ema = EMAModel(
         accelerator.unwrap_model(student).parameters(), decay=decay, use_ema_warmup=True, power=2 / 3
     )
     ema.to(accelerator.device)
-    accelerator.register_for_checkpointing(ema)
     return ema
 
 

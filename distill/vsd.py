@@ -60,7 +60,7 @@ def train_vsd(cfg: DistillConfig) -> Path:
     opt_f = torch.optim.AdamW(fake_params, lr=cfg.fake_lr(cfg.fake_score or "lora"), weight_decay=1e-2)
     student, fake, opt_g, opt_f = accelerator.prepare(student, fake, opt_g, opt_f)
     ema = student_ema(accelerator, student, cfg.ema_decay)
-    start = resume(accelerator, out)
+    start = resume(accelerator, out, states={"ema": ema})
 
     bar = progress(accelerator, cfg.max_train_steps, start, "distill vsd")
     t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def train_vsd(cfg: DistillConfig) -> Path:
         bar.update(1)
         bar.set_postfix(vsd=f"{loss.item():.2e}", fake=f"{loss_fake.item():.4f}")
         if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_train_steps:
-            save_checkpoint(accelerator, out, step + 1)
+            save_checkpoint(accelerator, out, step + 1, states={"ema": ema})
     bar.close()
 
     # --- export: EMA weights as a OneStepPipeline ----------------------------------------------------

@@ -143,8 +143,7 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
         gamma=0.33,
     )
     field_, optimizer, sched = accelerator.prepare(field_, optimizer, sched)
-    accelerator.register_for_checkpointing(estimator)
-    start = resume(accelerator, out)
+    start = resume(accelerator, out, states={"estimator": estimator})
     model = accelerator.unwrap_model(field_)
 
     n, h, w = len(scene), scene.height, scene.width
@@ -204,7 +203,7 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
             }
         )
         if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_steps:
-            save_checkpoint(accelerator, out, step + 1)
+            save_checkpoint(accelerator, out, step + 1, states={"estimator": estimator})
     bar.close()
 
     final = out / "model.safetensors"

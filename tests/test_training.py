@@ -111,3 +111,67 @@ def test_bad_training_config_is_rejected(parts, tmp_path):
         VAETrainConfig(max_train_steps=0)
     with pytest.raises(GenkitError, match="not found"):
         train_text2img(Text2ImgTrainConfig(vae=str(tmp_path / "nope"), out=str(tmp_path)))
+
+
+class _Marker:
+    """Unpickling this creates a file: the proof that a pickle ran code."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _ema_run(tmp_path):
+    from accelerate import Accelerator
+    from diffusers.training_utils import EMAModel
+
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    accelerator = Accelerator()
+    net, opt = accelerator.prepare(net, opt)
+    ema = EMAModel(net.parameters(), decay=0.9, use_ema_warmup=True, power=2 / 3)
+    return accelerator, net, ema
+
+
+def test_extra_states_are_safetensors_and_resume_exactly(tmp_path):
+    from genkit.training.loop import resume, save_checkpoint
+
+    accelerator, net, ema = _ema_run(tmp_path)
+    for _ in range(3):
+        with torch.no_grad():
+            net.weight.add_(1.0)
+        ema.step(net.parameters())
+    ckpt = save_checkpoint(accelerator, tmp_path, 3, states={"ema": ema})
+    assert (ckpt / "ema.safetensors").is_file()
+    assert not list(ckpt.glob("*custom*"))  # nothing of accelerate's pickled custom states
+    saved = {k: v for k, v in ema.state_dict().items() if k != "shadow_params"}
+    shadow = [p.clone() for p in ema.shadow_params]
+
+    accelerator2, _, ema2 = _ema_run(tmp_path)  # a fresh run in the same folder
+    assert ema2.optimization_step == 0
+    assert resume(accelerator2, tmp_path, states={"ema": ema2}) == 3
+    assert {k: v for k, v in ema2.state_dict().items() if k != "shadow_params"} == saved
+    assert type(ema2.optimization_step) is int and type(ema2.use_ema_warmup) is bool
+    for a, b in zip(shadow, ema2.shadow_params, strict=True):
+        assert torch.equal(a, b) and not torch.equal(b, torch.zeros_like(b))
+
+
+def test_resume_refuses_a_pickled_state(tmp_path):
+    """A checkpoint of the earlier layout (an EMA in accelerate's custom_checkpoint_0.pkl, which accelerate
+    unpickles in full) is refused with a clear error, and nothing in it runs."""
+    from genkit.training.loop import resume, save_checkpoint
+
+    accelerator, _, ema = _ema_run(tmp_path)
+    ckpt = save_checkpoint(accelerator, tmp_path, 2)
+    marker = tmp_path / "pwned"
+    torch.save({**ema.state_dict(), "decay": _Marker(marker)}, ckpt / "custom_checkpoint_0.pkl")
+    accelerator2, _, ema2 = _ema_run(tmp_path)
+    with pytest.raises(GenkitError, match="keeps state as a pickle"):
+        resume(accelerator2, tmp_path, states={"ema": ema2})
+    assert not marker.exists() and (ckpt / "custom_checkpoint_0.pkl").is_file()
+    # a checkpoint missing a state the run expects is a clear error too
+    (ckpt / "custom_checkpoint_0.pkl").unlink()
+    with pytest.raises(GenkitError, match="could not be loaded"):
+        resume(accelerator2, tmp_path, states={"ema": ema2})

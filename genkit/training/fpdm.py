@@ -134,8 +134,7 @@ def train_fpdm(cfg: FPDMTrainConfig) -> Path:
         accelerator.unwrap_model(model).parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3
     )
     ema.to(device)
-    accelerator.register_for_checkpointing(ema)
-    start = resume(accelerator, out)
+    start = resume(accelerator, out, states={"ema": ema})
 
     bar = progress(accelerator, cfg.max_train_steps, start, f"train {cfg.arch}")
     for step in range(start, cfg.max_train_steps):
@@ -165,7 +164,7 @@ def train_fpdm(cfg: FPDMTrainConfig) -> Path:
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", iters=f"{n_total}/{n_grad or n_total}")
         if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_train_steps:
-            save_checkpoint(accelerator, out, step + 1)
+            save_checkpoint(accelerator, out, step + 1, states={"ema": ema})
     bar.close()
 
     transformer = accelerator.unwrap_model(model).eval()

@@ -4,18 +4,27 @@ The loops themselves (``genkit/training/{vae,text2img,classifier}.py``) stay rea
 call these. Checkpoints are accelerate's ``save_state`` folders named ``checkpoint-<step>``; a new one is
 written to a temporary folder and renamed, so a run killed at any moment resumes from the last complete
 checkpoint and loses at most one checkpoint interval.
+
+State beyond the prepared models, optimizers and schedulers (an EMA, an occupancy grid) goes through
+``states={"ema": ema}`` of ``save_checkpoint`` and ``resume``, as ``<name>.safetensors`` in the checkpoint,
+not through ``accelerator.register_for_checkpointing``: accelerate pickles such objects and unpickles them
+in full (``weights_only=False``) on resume, and genkit never unpickles a file in full.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from dataclasses import field
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from genkit.utils import GenkitError
@@ -45,24 +54,90 @@ def latest_checkpoint(out_dir: str | Path) -> tuple[Path | None, int]:
     return best
 
 
-def resume(accelerator: Accelerator, out_dir: str | Path) -> int:
-    """Load the newest checkpoint if there is one; return the step to start from (0 for a fresh run)."""
+def save_state(state: dict, path: str | Path) -> None:
+    """A ``state_dict`` of tensors, lists of tensors and JSON values (an EMA's) as one safetensors file:
+    the tensors (a list's as ``key.i``), the rest as JSON in its metadata (``load_state`` reads it)."""
+    tensors, meta = {}, {}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            tensors[key] = value
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(t, torch.Tensor) for t in value):
+            meta[key] = {"tensors": len(value)}
+            tensors.update({f"{key}.{i}": t for i, t in enumerate(value)})
+        else:
+            meta[key] = {"value": value}
+    # copies: safetensors refuses tensors that share memory
+    tensors = {k: t.detach().cpu().clone().contiguous() for k, t in tensors.items()}
+    save_file(tensors, str(path), metadata={"state": json.dumps(meta)})
+
+
+def load_state(path: str | Path) -> dict:
+    """``save_state``'s dict back, its tensors on the CPU."""
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads((f.metadata() or {}).get("state", "{}"))
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state = {}
+    for key, m in meta.items():
+        state[key] = (
+            [tensors.pop(f"{key}.{i}") for i in range(m["tensors"])] if "tensors" in m else m["value"]
+        )
+    return {**state, **tensors}
+
+
+def _placed(state: dict, like: dict) -> dict:
+    """``state`` with each tensor (also in a list) on the device of its counterpart in ``like``."""
+
+    def place(t, ref):
+        return t.to(ref.device) if isinstance(t, torch.Tensor) and isinstance(ref, torch.Tensor) else t
+
+    out = {}
+    for key, value in state.items():
+        ref = like.get(key)
+        if isinstance(value, list):
+            refs = ref if isinstance(ref, list) and len(ref) == len(value) else [None] * len(value)
+            out[key] = [place(t, r) for t, r in zip(value, refs, strict=True)]
+        else:
+            out[key] = place(value, ref)
+    return out
+
+
+def resume(accelerator: Accelerator, out_dir: str | Path, states: dict[str, Any] | None = None) -> int:
+    """Load the newest checkpoint if there is one, and into each of ``states`` (name -> object with
+    ``state_dict``/``load_state_dict``) its ``<name>.safetensors``; return the step to start from (0 for a
+    fresh run)."""
     path, step = latest_checkpoint(out_dir)
     if path is not None:
+        if pickled := sorted(p.name for p in path.glob("custom_checkpoint_*.pkl")):
+            raise GenkitError(
+                f"cannot resume from {path}: it keeps state as a pickle ({', '.join(pickled)}; genkit before "
+                f"its states went to safetensors), which genkit does not load; use a new --out or delete "
+                f"{Path(out_dir) / 'checkpoints'}"
+            )
         try:
             accelerator.load_state(str(path))
-        except (RuntimeError, ValueError) as e:  # another model's checkpoint (shapes, keys)
-            first = str(e).strip().splitlines()[-1].strip()
+            for name, obj in (states or {}).items():
+                obj.load_state_dict(_placed(load_state(path / f"{name}.safetensors"), obj.state_dict()))
+        except Exception as e:  # any failure to load: the checkpoint folder is the user's
+            first = str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__
+            mismatch = any(m in str(e) for m in ("size mismatch", "Missing key", "Unexpected key"))
+            what = "a checkpoint of another model configuration" if mismatch else "it could not be loaded"
             raise GenkitError(
-                f"cannot resume from {path}, a checkpoint of another model configuration ({first}); "
+                f"cannot resume from {path}, {what} ({first}); "
                 f"use a new --out or delete {Path(out_dir) / 'checkpoints'}"
             ) from e
         accelerator.print(f"resumed from {path} (step {step})")
     return step
 
 
-def save_checkpoint(accelerator: Accelerator, out_dir: str | Path, step: int, keep: int = 2) -> Path:
-    """``accelerator.save_state`` into ``checkpoints/checkpoint-<step>`` atomically; keep the newest ``keep``."""
+def save_checkpoint(
+    accelerator: Accelerator,
+    out_dir: str | Path,
+    step: int,
+    keep: int = 2,
+    states: dict[str, Any] | None = None,
+) -> Path:
+    """``accelerator.save_state`` into ``checkpoints/checkpoint-<step>`` atomically, with each of ``states``
+    (name -> object with ``state_dict``) as ``<name>.safetensors``; keep the newest ``keep``."""
     root = Path(out_dir) / "checkpoints"
     final = root / f"checkpoint-{step}"
     tmp = root / f".tmp-checkpoint-{step}"
@@ -71,6 +146,9 @@ def save_checkpoint(accelerator: Accelerator, out_dir: str | Path, step: int, ke
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=True)
+    if accelerator.is_main_process:
+        for name, obj in (states or {}).items():
+            save_state(obj.state_dict(), tmp / f"{name}.safetensors")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)

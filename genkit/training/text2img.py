@@ -92,8 +92,7 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
     )
     ema = EMAModel(ema_params, decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
     ema.to(device)
-    accelerator.register_for_checkpointing(ema)
-    start = resume(accelerator, out)
+    start = resume(accelerator, out, states={"ema": ema})
 
     bar = progress(accelerator, cfg.max_train_steps, start, "train text2img")
     for step in range(start, cfg.max_train_steps):
@@ -129,7 +128,7 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr_sched.get_last_lr()[0]:.1e}")
         if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_train_steps:
-            save_checkpoint(accelerator, out, step + 1)
+            save_checkpoint(accelerator, out, step + 1, states={"ema": ema})
     bar.close()
 
     # --- export: EMA weights as a Stable Diffusion pipeline -------------------------------------------

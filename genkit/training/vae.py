@@ -67,8 +67,7 @@ def train_vae(cfg: VAETrainConfig) -> Path:
         accelerator.unwrap_model(vae).parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=3 / 4
     )
     ema.to(accelerator.device)
-    accelerator.register_for_checkpointing(ema)
-    start = resume(accelerator, out)
+    start = resume(accelerator, out, states={"ema": ema})
 
     # Each process reads its own slice of the seeded stream.
     data = shapes_stream(
@@ -91,7 +90,7 @@ def train_vae(cfg: VAETrainConfig) -> Path:
         bar.update(1)
         bar.set_postfix(rec=f"{rec.item():.4f}")
         if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_train_steps:
-            save_checkpoint(accelerator, out, step + 1)
+            save_checkpoint(accelerator, out, step + 1, states={"ema": ema})
     bar.close()
 
     # Export the EMA weights with a measured latent scaling factor.
