@@ -51,12 +51,20 @@ def load_scene(root: str | Path, split: str = "train", background=(1.0, 1.0, 1.0
     root = Path(root)
     blender = root / f"transforms_{split}.json"
     studio = root / "transforms.json"
-    if blender.is_file():
-        meta, nerfstudio = json.loads(blender.read_text()), False
-    elif studio.is_file():
-        meta, nerfstudio = json.loads(studio.read_text()), True
-    else:
+    file = blender if blender.is_file() else studio if studio.is_file() else None
+    if file is None:
         raise GenkitError(f"no transforms_{split}.json or transforms.json in {str(root)!r}")
+    try:
+        return _scene(json.loads(file.read_text()), root, file == studio, background)
+    except GenkitError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:  # JSON, fields, image files
+        raise GenkitError(
+            f"{str(file)!r} is not a usable transforms file ({type(e).__name__}: {e})"
+        ) from None
+
+
+def _scene(meta: dict, root: Path, nerfstudio: bool, background) -> SceneData:
     frames = meta.get("frames") or []
     if not frames:
         raise GenkitError(f"the transforms file in {str(root)!r} lists no frames")

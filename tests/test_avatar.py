@@ -359,6 +359,21 @@ def test_bad_inputs_rejected(head, head_data, tmp_path):
         AvatarTrainConfig(data=str(head_data), normal_input="camera")
 
 
+def test_unreadable_expression_files_are_clear_errors(tmp_path):
+    from genkit.cli.avatar import read_expressions
+
+    writers = {
+        "objects.npy": lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True),
+        "text.npz": lambda p: p.write_text("not an archive"),
+        "ragged.json": lambda p: p.write_text("[[1, 2], [3]]"),
+        "broken.json": lambda p: p.write_text("{not json"),
+    }
+    for name, write in writers.items():
+        write(tmp_path / name)
+        with pytest.raises(GenkitError, match="cannot read expressions from"):
+            read_expressions(str(tmp_path / name), 12)
+
+
 def test_checkpoint_from_before_the_normal_input_loads_as_none(head, tmp_path):
     """An avatar saved before ``normal_input`` existed (no key in its config) keeps its 11-input MLP."""
     m = table_model(head, 4, (3, 7), "none")

@@ -116,6 +116,7 @@ def test_missing_and_corrupt_model_folders(tmp_path):
     empty.mkdir()
     r = genkit("generate", "a red circle", "--model", str(empty), "--out", str(tmp_path / "o1"))
     assert r.returncode == 2 and "no model_index.json" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o1").exists()  # a bad model fails before the output folder is made
     # a copy of the bundled model whose UNet weights are truncated
     import shutil
 

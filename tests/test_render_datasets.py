@@ -76,3 +76,7 @@ def test_missing_transforms_and_images(tmp_path):
     (root / "train" / "r_0.png").unlink()
     with pytest.raises(GenkitError, match="missing"):
         load_scene(root, "train")
+    for text in ("{not json", '{"frames": [{"transform_matrix": []}]}'):  # bad JSON; a frame without file
+        (root / "transforms_train.json").write_text(text)
+        with pytest.raises(GenkitError, match="is not a usable transforms file"):
+            load_scene(root, "train")

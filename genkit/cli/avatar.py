@@ -52,21 +52,26 @@ def read_expressions(path: str, num_expressions: int):
     p = Path(path)
     if not p.is_file():
         raise GenkitError(f"--expressions {path!r} does not exist")
-    pose = verts = None
-    if p.suffix == ".npz":
-        z = np.load(p, allow_pickle=False)
-        if "expressions" not in z.files:
-            raise GenkitError(f"{path} has no 'expressions' array")
-        expr = z["expressions"]
-        pose = z["pose"] if "pose" in z.files else None
-        verts = z["vertices"] if "vertices" in z.files else None
-    elif p.suffix == ".npy":
-        expr = np.load(p, allow_pickle=False)
-    elif p.suffix == ".json":
-        expr = np.asarray(json.loads(p.read_text()), dtype=np.float32)
-    else:
+    if p.suffix not in (".npz", ".npy", ".json"):
         raise GenkitError(f"--expressions must be .npz, .npy or .json, got {path!r}")
-    expr = np.asarray(expr, dtype=np.float32)
+    pose = verts = None
+    try:
+        if p.suffix == ".npz":
+            z = np.load(p, allow_pickle=False)
+            if "expressions" not in z.files:
+                raise GenkitError(f"{path} has no 'expressions' array")
+            expr = z["expressions"]
+            pose = z["pose"] if "pose" in z.files else None
+            verts = z["vertices"] if "vertices" in z.files else None
+        elif p.suffix == ".npy":
+            expr = np.load(p, allow_pickle=False)
+        else:
+            expr = json.loads(p.read_text())
+        expr = np.asarray(expr, dtype=np.float32)
+    except GenkitError:
+        raise
+    except (ValueError, TypeError, OSError) as e:  # pickled or object arrays, a broken file, non-numbers
+        raise GenkitError(f"cannot read expressions from {path} ({e})") from None
     if expr.ndim == 1:
         expr = expr[None]
     if expr.ndim != 2 or len(expr) == 0:

@@ -147,6 +147,7 @@ def run(cfg: GenerateConfig) -> Path:
     from genkit.pipelines.fpdm import FPDMPipeline
     from genkit.pipelines.one_step import OneStepPipeline
 
+    resolve_model(cfg.model)  # an unknown model fails before the output folder is made
     out = ensure_writable_dir(cfg.out)  # fail before any work if the folder is unusable
     pipe = load_pipeline(cfg.model, cfg.scheduler, cfg.device)
     model = cfg.model or default_model()

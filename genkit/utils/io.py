@@ -28,8 +28,11 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``, on error removed."""
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``, on error removed.
+    A folder at ``path`` is an error (GenkitError), before anything is written."""
     path = Path(path)
+    if path.is_dir():
+        raise GenkitError(f"output path {str(path)!r} is a folder; give a file name")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
     os.close(fd)
     os.chmod(tmp, 0o644)
@@ -44,8 +47,11 @@ def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder next to ``path``; on success it replaces ``path``, on error it is removed."""
+    """Yield a temporary folder next to ``path``; on success it replaces ``path`` (a folder: a previous
+    output), on error it is removed. A file at ``path`` is an error (GenkitError), before anything is written."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise GenkitError(f"output path {str(path)!r} exists and is not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
