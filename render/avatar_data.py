@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -397,10 +398,19 @@ def load_head_split(root: str | Path, split: str = "train") -> HeadData:
     root = Path(root)
     if not (root / "meta.json").is_file():
         raise GenkitError(f"{root} is not a head dataset (no meta.json; make one with genkit avatar data)")
-    meta = json.loads((root / "meta.json").read_text())
     path = root / f"{split}.npz"
     if not path.is_file():
         raise GenkitError(f"{path} is missing: the dataset has no {split!r} frames")
+    try:
+        return _head_split(root, path)
+    except GenkitError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, OSError, zipfile.BadZipFile) as e:  # broken files
+        raise GenkitError(f"cannot read the head dataset {path} ({type(e).__name__}: {e})") from None
+
+
+def _head_split(root: Path, path: Path) -> HeadData:
+    meta = json.loads((root / "meta.json").read_text())
     z = np.load(path, allow_pickle=False)
     missing = {"expressions", "pose", "vertices", "c2w", "images", "masks"} - set(z.files)
     if missing:

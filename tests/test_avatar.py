@@ -353,6 +353,9 @@ def test_bad_inputs_rejected(head, head_data, tmp_path):
     np.savez(broken / "train.npz", **{**z, "images": z["images"][:-1]})
     with pytest.raises(GenkitError, match="do not all have"):
         load_head_split(broken, "train")
+    (broken / "train.npz").write_text("not an archive")
+    with pytest.raises(GenkitError, match="cannot read the head dataset"):
+        load_head_split(broken, "train")
     with pytest.raises(GenkitError, match="required"):
         AvatarTrainConfig()
     with pytest.raises(GenkitError, match="--normal-input"):

@@ -4,7 +4,7 @@ other kind."""
 import pytest
 
 from genkit.utils import GenkitError
-from genkit.utils.io import atomic_dir, atomic_file
+from genkit.utils.io import atomic_dir, atomic_file, video_path
 
 
 def test_atomic_file_replaces_on_success_and_keeps_the_old_on_error(tmp_path):
@@ -42,3 +42,17 @@ def test_an_output_of_the_other_kind_is_an_error_and_left_alone(tmp_path):
         pass
     assert (tmp_path / "video.mp4" / "keep").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "video.mp4"]
+
+
+def test_video_path_is_checked_before_any_frame(tmp_path):
+    assert video_path(tmp_path / "new" / "a.mp4") == tmp_path / "new" / "a.mp4"
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "dir.gif").mkdir()
+    for path, message in (
+        (tmp_path / "a.txt", "must end in .mp4 or .gif"),
+        (tmp_path / "dir.gif", "is a folder"),
+        (tmp_path / "file" / "a.mp4", "exists and is not a folder"),
+    ):
+        with pytest.raises(GenkitError, match=message):
+            video_path(path)
+    assert (tmp_path / "file").read_text() == "mine"

@@ -106,6 +106,13 @@ def test_classifier_learns_colour_quickly(tmp_path):
     assert acc > 0.5  # chance is 0.2
 
 
+def test_a_run_folder_that_is_a_file_fails_before_training(tmp_path):
+    (tmp_path / "run").write_text("mine")
+    with pytest.raises(GenkitError, match="exists and is not a folder"):
+        train_classifier(ClassifierTrainConfig(out=str(tmp_path / "run"), max_train_steps=2))
+    assert (tmp_path / "run").read_text() == "mine"
+
+
 def test_bad_training_config_is_rejected(parts, tmp_path):
     with pytest.raises(GenkitError, match="positive"):
         VAETrainConfig(max_train_steps=0)

@@ -113,13 +113,11 @@ def _render(ns) -> int:
     from genkit.render.avatar import NO_STAGES, Stages, compile_field, render_frame
     from genkit.render.avatar_data import ProceduralHead, look_at
     from genkit.render.avatar_trainer import load_avatar
-    from genkit.utils import write_video
+    from genkit.utils import video_path, write_video
 
     if ns.size < 16 or ns.frames <= 0 or ns.fps <= 0:
         raise GenkitError("--size must be at least 16; --frames and --fps positive")
-    out = Path(ns.out)
-    if out.suffix.lower() not in (".mp4", ".gif"):
-        raise GenkitError(f"--out must end in .mp4 or .gif, got {ns.out!r}")
+    out = video_path(ns.out)
     if (ns.expressions is None) == (not ns.demo):
         raise GenkitError("pass exactly one of --expressions FILE and --demo")
     from genkit.cli.generate import resolve_device

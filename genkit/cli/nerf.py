@@ -7,8 +7,6 @@ of its frames beside it; ``genkit nerf mesh`` exports the density's level set (m
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from genkit.cli._args import OneLineArgumentParser, add_dataclass_args, from_args
 from genkit.utils import GenkitError
 
@@ -28,13 +26,11 @@ def _render(ns) -> int:
     from tqdm.auto import tqdm
 
     from genkit.render.trainer import load_field, orbit_poses, render_image
-    from genkit.utils import atomic_file, write_video
+    from genkit.utils import atomic_file, video_path, write_video
 
     if ns.frames <= 0 or ns.size <= 0:
         raise GenkitError("--frames and --size must be positive")
-    out = Path(ns.out)
-    if out.suffix.lower() not in (".mp4", ".gif"):
-        raise GenkitError(f"--out must end in .mp4 or .gif, got {ns.out!r}")
+    out = video_path(ns.out)
     field_, estimator, cfg = load_field(ns.checkpoint)
     focal = 0.5 * ns.size / np.tan(0.5 * 0.6911)  # the NeRF-synthetic camera's field of view
     frames = []

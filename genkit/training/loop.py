@@ -27,13 +27,15 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from genkit.utils import GenkitError
+from genkit.utils import GenkitError, ensure_writable_dir
 
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def make_accelerator(out_dir: str | Path, seed: int, mixed_precision: str = "no") -> Accelerator:
-    out = Path(out_dir)
+    """The run's accelerator, after checking that the run folder ``out_dir`` can be made and written
+    (GenkitError before any training otherwise)."""
+    out = ensure_writable_dir(out_dir)
     accelerator = Accelerator(
         mixed_precision=mixed_precision,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),

@@ -69,13 +69,24 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def video_path(path: str | os.PathLike) -> Path:
+    """``path`` checked as a video to write (before the frames are made): ``.mp4`` or ``.gif``, not a
+    folder, in a folder that can be made and written; GenkitError otherwise."""
+    p = Path(path)
+    if p.suffix.lower() not in (".mp4", ".gif"):
+        raise GenkitError(f"--out must end in .mp4 or .gif, got {str(path)!r}")
+    if p.is_dir():
+        raise GenkitError(f"output path {str(p)!r} is a folder; give a file name")
+    ensure_writable_dir(p.parent)
+    return p
+
+
 def write_video(path: str | os.PathLike, frames, fps: int) -> Path:
     """Write (T, H, W, 3) uint8 ``frames`` as ``.mp4`` or ``.gif`` (by the suffix) through imageio, atomically."""
     import imageio.v3 as iio
     import numpy as np
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = video_path(path)
     with atomic_file(path) as tmp:
         if path.suffix.lower() == ".gif":
             iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
