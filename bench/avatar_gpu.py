@@ -37,6 +37,7 @@ from genkit.cli.generate import resolve_device
 from genkit.render.avatar import compile_field
 from genkit.render.avatar_data import load_head_split, make_head_dataset
 from genkit.render.avatar_trainer import AvatarTrainConfig, build_model, load_avatar, render_split
+from genkit.utils import GenkitError
 
 RESULTS = Path(__file__).parent / "results" / "avatar_gpu.json"
 
@@ -52,10 +53,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile timings")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
-    args.device = resolve_device(args.device)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        msg = "no CUDA device here (torch.cuda.is_available() is False); --device cpu runs it on the CPU"
-        print(f"error: {msg}", file=sys.stderr)
+    try:
+        args.device = resolve_device(args.device)
+    except GenkitError as e:
+        print(f"error: {e}; --device cpu runs it on the CPU", file=sys.stderr)
         return 2
     try:
         sizes = [int(s) for s in args.sizes.split(",")]

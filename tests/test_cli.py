@@ -98,6 +98,7 @@ def test_generate_with_the_bundled_fpdm_model(tmp_path):
         (["generate", "a red circle", "--model", "no-such-model"], "unknown model 'no-such-model'"),
         (["generate", "a red circle", "--model", "shapes-oracle"], "unknown model"),
         (["generate", "a red circle", "--scheduler", "plms"], "invalid choice"),
+        (["generate", "a red circle", "--device", "gpu0"], "--device 'gpu0' is not a device"),
         (["generate", "a red circle", "--steps", "two"], "invalid int value"),
         (["eval"], "exactly one of --model or --images"),
     ],

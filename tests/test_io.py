@@ -4,7 +4,7 @@ other kind."""
 import pytest
 
 from genkit.utils import GenkitError
-from genkit.utils.io import atomic_dir, atomic_file, video_path
+from genkit.utils.io import VIDEO, atomic_dir, atomic_file, output_file
 
 
 def test_atomic_file_replaces_on_success_and_keeps_the_old_on_error(tmp_path):
@@ -44,8 +44,8 @@ def test_an_output_of_the_other_kind_is_an_error_and_left_alone(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "video.mp4"]
 
 
-def test_video_path_is_checked_before_any_frame(tmp_path):
-    assert video_path(tmp_path / "new" / "a.mp4") == tmp_path / "new" / "a.mp4"
+def test_output_file_is_checked_before_the_work(tmp_path):
+    assert output_file(tmp_path / "new" / "a.mp4", VIDEO) == tmp_path / "new" / "a.mp4"
     (tmp_path / "file").write_text("mine")
     (tmp_path / "dir.gif").mkdir()
     for path, message in (
@@ -54,5 +54,5 @@ def test_video_path_is_checked_before_any_frame(tmp_path):
         (tmp_path / "file" / "a.mp4", "exists and is not a folder"),
     ):
         with pytest.raises(GenkitError, match=message):
-            video_path(path)
+            output_file(path, VIDEO)
     assert (tmp_path / "file").read_text() == "mine"

@@ -1,7 +1,10 @@
 import pytest
 import torch
+from PIL import Image
 
+from genkit.metrics.evaluate import load_image_folder
 from genkit.metrics.scores import diversity, frechet_distance, precision_recall, prompt_accuracy
+from genkit.utils import GenkitError
 
 
 def test_frechet_distance_known_values():
@@ -41,3 +44,20 @@ def test_diversity_and_prompt_accuracy():
         "position": torch.tensor([0, 0, 0]),
     }
     assert prompt_accuracy(pred, target) == pytest.approx(1 / 3)
+
+
+def test_image_folder_with_a_broken_listing_is_a_clear_error(tmp_path):
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "a.png")
+    meta = tmp_path / "metadata.jsonl"
+    meta.write_text('{"file_name": "a.png", "text": "a small red circle at the top left"}\n')
+    images, prompts = load_image_folder(tmp_path)
+    assert images.shape == (1, 3, 8, 8) and images[0, 0].eq(1).all() and images[0, 1].eq(-1).all()
+    assert prompts == ["a small red circle at the top left"]
+    for line, message in (
+        ('{"file_name": "gone.png", "text": "x"}', "line 2: FileNotFoundError"),
+        ("not json", "line 2: JSONDecodeError"),
+        ('{"file_name": "a.png"}', "line 2: KeyError"),
+    ):
+        meta.write_text('{"file_name": "a.png", "text": "x"}\n' + line + "\n")
+        with pytest.raises(GenkitError, match=message):
+            load_image_folder(tmp_path)

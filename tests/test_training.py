@@ -118,6 +118,10 @@ def test_bad_training_config_is_rejected(parts, tmp_path):
         VAETrainConfig(max_train_steps=0)
     with pytest.raises(GenkitError, match="not found"):
         train_text2img(Text2ImgTrainConfig(vae=str(tmp_path / "nope"), out=str(tmp_path)))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GenkitError, match="could not load the VAE from"):
+        empty = str(tmp_path / "empty")
+        train_text2img(Text2ImgTrainConfig(vae=empty, tokenizer=empty, out=str(tmp_path / "run")))
 
 
 class _Marker:

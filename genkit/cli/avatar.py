@@ -113,24 +113,17 @@ def _render(ns) -> int:
     from genkit.render.avatar import NO_STAGES, Stages, compile_field, render_frame
     from genkit.render.avatar_data import ProceduralHead, look_at
     from genkit.render.avatar_trainer import load_avatar
-    from genkit.utils import video_path, write_video
+    from genkit.utils import VIDEO, output_file, write_video
 
     if ns.size < 16 or ns.frames <= 0 or ns.fps <= 0:
         raise GenkitError("--size must be at least 16; --frames and --fps positive")
-    out = video_path(ns.out)
+    out = output_file(ns.out, VIDEO)
     if (ns.expressions is None) == (not ns.demo):
         raise GenkitError("pass exactly one of --expressions FILE and --demo")
     from genkit.cli.generate import resolve_device
     from genkit.render.kernels import numba_available, triton_usable
 
-    try:
-        device = torch.device(resolve_device(ns.device))
-    except RuntimeError:
-        raise GenkitError(
-            f"--device {ns.device!r} is not a device ('auto', 'cpu', 'cuda', 'cuda:1', ...)"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GenkitError(f"--device {ns.device}: torch sees no CUDA GPU here")
+    device = torch.device(resolve_device(ns.device))
     if ns.backend == "numba" and (device.type != "cpu" or not numba_available()):
         raise GenkitError(
             "--backend numba runs on the CPU (--device cpu) and needs numba (pip install numba)"

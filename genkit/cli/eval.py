@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from genkit.cli._args import add_dataclass_args, from_args
-from genkit.utils import GenkitError, atomic_file
+from genkit.utils import GenkitError, atomic_file, output_file
 
 
 @dataclass
@@ -53,6 +52,7 @@ def run(cfg: EvalConfig) -> dict:
         score_images,
     )
 
+    out = output_file(cfg.out) if cfg.out else None  # checked before the work
     device = resolve_device(cfg.device)
     oracle = load_oracle(cfg.oracle, device)
     results: dict[str, dict] = {}
@@ -82,9 +82,7 @@ def run(cfg: EvalConfig) -> dict:
             f"{split:<10}"
             + "".join(f"{r[k]:>18.4f}" for k in ("prompt_accuracy", "fd", "precision", "recall", "diversity"))
         )
-    if cfg.out:
-        out = Path(cfg.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         with atomic_file(out) as tmp:
             tmp.write_text(json.dumps({"config": vars(cfg), "results": results}, indent=2) + "\n")
         print(f"wrote {out}")

@@ -79,10 +79,20 @@ class GenerateConfig:
 
 
 def resolve_device(name: str) -> str:
+    """``--device``: "auto" (CUDA when torch sees a GPU, else the CPU) or a torch device name; GenkitError
+    for a name torch does not know or a CUDA device torch does not see."""
     import torch
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise GenkitError(
+            f"--device {name!r} is not a device ('auto', 'cpu', 'cuda', 'cuda:1', ...)"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GenkitError(f"--device {name}: torch sees no CUDA GPU here")
     return name
 
 
@@ -119,9 +129,9 @@ def resolve_model(name_or_path: str | None) -> Path:
 def load_pipeline(name_or_path: str | None, scheduler: str | None, device: str):
     from genkit.pipelines import load_pipeline as load
 
-    path = resolve_model(name_or_path)
+    path, device = resolve_model(name_or_path), resolve_device(device)
     try:
-        return load(path, scheduler=scheduler, device=resolve_device(device))
+        return load(path, scheduler=scheduler, device=device)
     except Exception as e:  # noqa: BLE001 - a missing or corrupt component is a bad model folder for the user
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise GenkitError(f"could not load model from {str(path)!r}: {msg}") from None
@@ -147,7 +157,7 @@ def run(cfg: GenerateConfig) -> Path:
     from genkit.pipelines.fpdm import FPDMPipeline
     from genkit.pipelines.one_step import OneStepPipeline
 
-    resolve_model(cfg.model)  # an unknown model fails before the output folder is made
+    resolve_model(cfg.model), resolve_device(cfg.device)  # a bad one fails before the output folder is made
     out = ensure_writable_dir(cfg.out)  # fail before any work if the folder is unusable
     pipe = load_pipeline(cfg.model, cfg.scheduler, cfg.device)
     model = cfg.model or default_model()

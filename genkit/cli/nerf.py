@@ -26,11 +26,11 @@ def _render(ns) -> int:
     from tqdm.auto import tqdm
 
     from genkit.render.trainer import load_field, orbit_poses, render_image
-    from genkit.utils import atomic_file, video_path, write_video
+    from genkit.utils import VIDEO, atomic_file, output_file, write_video
 
     if ns.frames <= 0 or ns.size <= 0:
         raise GenkitError("--frames and --size must be positive")
-    out = video_path(ns.out)
+    out = output_file(ns.out, VIDEO)
     field_, estimator, cfg = load_field(ns.checkpoint)
     focal = 0.5 * ns.size / np.tan(0.5 * 0.6911)  # the NeRF-synthetic camera's field of view
     frames = []

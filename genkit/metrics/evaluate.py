@@ -124,13 +124,16 @@ def load_image_folder(folder: str | Path) -> tuple[torch.Tensor, list[str]]:
             f'{str(folder)!r} has no metadata.jsonl (lines of {{"file_name": ..., "text": ...}})'
         )
     images, prompts = [], []
-    for line in meta.read_text().splitlines():
+    for n, line in enumerate(meta.read_text().splitlines(), 1):
         if not line.strip():
             continue
-        rec = json.loads(line)
-        img = Image.open(folder / rec["file_name"]).convert("RGB")
+        try:
+            rec = json.loads(line)
+            img = Image.open(folder / rec["file_name"]).convert("RGB")
+            prompts.append(str(rec["text"]))
+        except (ValueError, KeyError, TypeError, OSError) as e:  # JSON, fields, a missing or broken image
+            raise GenkitError(f"{str(meta)!r} line {n}: {type(e).__name__}: {e}") from None
         images.append(torch.from_numpy(np.asarray(img)).permute(2, 0, 1).float() / 127.5 - 1)
-        prompts.append(rec["text"])
     if not images:
         raise GenkitError(f"{str(meta)!r} lists no images")
     sizes = {tuple(x.shape) for x in images}

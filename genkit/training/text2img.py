@@ -64,8 +64,17 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
     device = accelerator.device
 
     # --- components --------------------------------------------------------------------------------
-    vae = AutoencoderKL.from_pretrained(cfg.vae).to(device).eval().requires_grad_(False)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
+    try:
+        vae = AutoencoderKL.from_pretrained(cfg.vae).to(device).eval().requires_grad_(False)
+    except (OSError, ValueError) as e:  # not a VAE folder, or a broken one
+        raise GenkitError(
+            f"could not load the VAE from {cfg.vae!r}: {str(e).strip().splitlines()[0]}"
+        ) from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
+    except (OSError, ValueError) as e:
+        msg = str(e).strip().splitlines()[0]
+        raise GenkitError(f"could not load the tokenizer from {cfg.tokenizer!r}: {msg}") from None
     text_encoder = build_text_encoder(tokenizer, cfg.text_encoder_preset)
     unet = UNet2DConditionModel(
         **{

@@ -69,12 +69,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def video_path(path: str | os.PathLike) -> Path:
-    """``path`` checked as a video to write (before the frames are made): ``.mp4`` or ``.gif``, not a
-    folder, in a folder that can be made and written; GenkitError otherwise."""
+VIDEO = (".mp4", ".gif")
+
+
+def output_file(path: str | os.PathLike, suffixes: tuple[str, ...] = ()) -> Path:
+    """``path`` checked as a file to write, before the work that makes it: ending in one of ``suffixes``
+    (any when empty), not a folder, in a folder that can be made and written; GenkitError otherwise."""
     p = Path(path)
-    if p.suffix.lower() not in (".mp4", ".gif"):
-        raise GenkitError(f"--out must end in .mp4 or .gif, got {str(path)!r}")
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise GenkitError(f"--out must end in {' or '.join(suffixes)}, got {str(path)!r}")
     if p.is_dir():
         raise GenkitError(f"output path {str(p)!r} is a folder; give a file name")
     ensure_writable_dir(p.parent)
@@ -86,7 +89,7 @@ def write_video(path: str | os.PathLike, frames, fps: int) -> Path:
     import imageio.v3 as iio
     import numpy as np
 
-    path = video_path(path)
+    path = output_file(path, VIDEO)
     with atomic_file(path) as tmp:
         if path.suffix.lower() == ".gif":
             iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
