@@ -243,8 +243,15 @@ def load_avatar(path: str | Path):
         raise GenkitError(
             f"{path} is not a trained avatar (no avatar.json; genkit avatar train writes RUN/model)"
         )
-    meta = json.loads(meta_path.read_text())
-    if meta.get("model") not in MODELS:
-        raise GenkitError(f"{meta_path}: unknown model {meta.get('model')!r}")
-    model = MODELS[meta["model"]].from_pretrained(str(path)).float().eval()
+    try:
+        meta = json.loads(meta_path.read_text())
+        name = meta.get("model") if isinstance(meta, dict) else None
+        if name not in MODELS:
+            raise GenkitError(f"{meta_path}: unknown model {name!r}")
+        model = MODELS[name].from_pretrained(str(path)).float().eval()
+    except GenkitError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:  # broken JSON or weights
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GenkitError(f"could not load the avatar from {path}: {msg}") from None
     return model, meta

@@ -377,6 +377,23 @@ def test_unreadable_expression_files_are_clear_errors(tmp_path):
             read_expressions(str(tmp_path / name), 12)
 
 
+def test_broken_avatar_checkpoints_are_clear_errors(tmp_path):
+    import shutil
+
+    from genkit.cli.avatar import bundled_avatar
+
+    for name, damage in (
+        ("weights", lambda d: (d / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 100)),
+        ("config", lambda d: (d / "config.json").write_text("{")),
+        ("meta", lambda d: (d / "avatar.json").write_text("{")),
+    ):
+        d = tmp_path / name
+        shutil.copytree(bundled_avatar(), d)
+        damage(d)
+        with pytest.raises(GenkitError, match="could not load the avatar from"):
+            load_avatar(d)
+
+
 def test_checkpoint_from_before_the_normal_input_loads_as_none(head, tmp_path):
     """An avatar saved before ``normal_input`` existed (no key in its config) keeps its 11-input MLP."""
     m = table_model(head, 4, (3, 7), "none")
