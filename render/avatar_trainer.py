@@ -31,7 +31,7 @@ from genkit.training.loop import (
     save_dtype,
     save_dtype_field,
 )
-from genkit.utils import GenkitError, atomic_dir, atomic_file
+from genkit.utils import GenkitError, atomic_dir, atomic_file, first_line
 
 __all__ = ["AvatarTrainConfig", "evaluate", "load_avatar", "train_avatar"]
 
@@ -252,6 +252,5 @@ def load_avatar(path: str | Path):
     except GenkitError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:  # broken JSON or weights
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GenkitError(f"could not load the avatar from {path}: {msg}") from None
+        raise GenkitError(f"could not load the avatar from {path}: {first_line(e)}") from None
     return model, meta

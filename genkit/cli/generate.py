@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from genkit.cli._args import add_dataclass_args, from_args
-from genkit.utils import GenkitError, atomic_file, ensure_writable_dir
+from genkit.utils import GenkitError, atomic_file, ensure_writable_dir, first_line
 
 
 @dataclass
@@ -133,8 +133,7 @@ def load_pipeline(name_or_path: str | None, scheduler: str | None, device: str):
     try:
         return load(path, scheduler=scheduler, device=device)
     except Exception as e:  # noqa: BLE001 - a missing or corrupt component is a bad model folder for the user
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GenkitError(f"could not load model from {str(path)!r}: {msg}") from None
+        raise GenkitError(f"could not load model from {str(path)!r}: {first_line(e)}") from None
 
 
 def image_grid(images: np.ndarray, rows: int, scale: int) -> np.ndarray:
@@ -157,7 +156,8 @@ def run(cfg: GenerateConfig) -> Path:
     from genkit.pipelines.fpdm import FPDMPipeline
     from genkit.pipelines.one_step import OneStepPipeline
 
-    resolve_model(cfg.model), resolve_device(cfg.device)  # a bad one fails before the output folder is made
+    resolve_model(cfg.model)  # a bad model or device fails before the output folder is made
+    resolve_device(cfg.device)
     out = ensure_writable_dir(cfg.out)  # fail before any work if the folder is unusable
     pipe = load_pipeline(cfg.model, cfg.scheduler, cfg.device)
     model = cfg.model or default_model()

@@ -28,7 +28,7 @@ from genkit.models.text import build_text_encoder, tokenize
 from genkit.pipelines.text2img import build_text2img_pipeline
 from genkit.training.latents import LatentCache, LatentTrainConfig, diffusion_target, save_pipeline
 from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint
-from genkit.utils import GenkitError
+from genkit.utils import GenkitError, first_line
 
 
 @dataclass
@@ -67,14 +67,11 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
     try:
         vae = AutoencoderKL.from_pretrained(cfg.vae).to(device).eval().requires_grad_(False)
     except (OSError, ValueError) as e:  # not a VAE folder, or a broken one
-        raise GenkitError(
-            f"could not load the VAE from {cfg.vae!r}: {str(e).strip().splitlines()[0]}"
-        ) from None
+        raise GenkitError(f"could not load the VAE from {cfg.vae!r}: {first_line(e)}") from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
     except (OSError, ValueError) as e:
-        msg = str(e).strip().splitlines()[0]
-        raise GenkitError(f"could not load the tokenizer from {cfg.tokenizer!r}: {msg}") from None
+        raise GenkitError(f"could not load the tokenizer from {cfg.tokenizer!r}: {first_line(e)}") from None
     text_encoder = build_text_encoder(tokenizer, cfg.text_encoder_preset)
     unet = UNet2DConditionModel(
         **{

@@ -1,6 +1,6 @@
 """Small shared utilities: user-facing errors and atomic file output."""
 
-from genkit.utils.errors import GenkitError
+from genkit.utils.errors import GenkitError, first_line
 from genkit.utils.io import VIDEO, atomic_dir, atomic_file, ensure_writable_dir, output_file, write_video
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "atomic_dir",
     "atomic_file",
     "ensure_writable_dir",
+    "first_line",
     "output_file",
     "VIDEO",
     "write_video",
