@@ -375,6 +375,18 @@ def test_unreadable_expression_files_are_clear_errors(tmp_path):
         write(tmp_path / name)
         with pytest.raises(GenkitError, match="cannot read expressions from"):
             read_expressions(str(tmp_path / name), 12)
+    e = np.zeros((3, 12), np.float32)
+    for arrays, message in (
+        ({"pose": np.zeros((2, 3))}, r"pose is \(2, 3\); expected \(3, 3\)"),
+        ({"pose": np.full((3, 3), np.nan)}, "NaN or inf in pose"),
+        ({"vertices": np.full((3, 5, 3), np.inf)}, "NaN or inf in vertices"),
+    ):
+        np.savez(tmp_path / "codes.npz", expressions=e, **arrays)
+        with pytest.raises(GenkitError, match=message):
+            read_expressions(str(tmp_path / "codes.npz"), 12)
+    (tmp_path / "one.json").write_text(json.dumps([0.5] * 12))  # one frame, no pose: the rest pose
+    expr, pose, verts = read_expressions(str(tmp_path / "one.json"), 12)
+    assert expr.shape == (1, 12) and pose.shape == (1, 3) and not pose.any() and verts is None
 
 
 def test_broken_avatar_checkpoints_are_clear_errors(tmp_path):

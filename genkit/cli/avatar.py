@@ -68,6 +68,8 @@ def read_expressions(path: str, num_expressions: int):
         else:
             expr = json.loads(p.read_text())
         expr = np.asarray(expr, dtype=np.float32)
+        pose = None if pose is None else np.asarray(pose, dtype=np.float32)
+        verts = None if verts is None else np.asarray(verts, dtype=np.float32)
     except GenkitError:
         raise
     except (ValueError, TypeError, OSError) as e:  # pickled or object arrays, a broken file, non-numbers
@@ -80,11 +82,15 @@ def read_expressions(path: str, num_expressions: int):
         raise GenkitError(
             f"{path}: expression vectors have {expr.shape[1]} values; this avatar takes {num_expressions}"
         )
-    if not np.isfinite(expr).all():
-        raise GenkitError(f"{path}: expressions contain NaN or inf")
-    if pose is None:
-        pose = np.zeros((len(expr), 3), dtype=np.float32)
-    return expr, np.asarray(pose, dtype=np.float32), verts
+    pose = np.zeros((len(expr), 3), np.float32) if pose is None else pose
+    if pose.shape != (len(expr), 3):
+        raise GenkitError(
+            f"{path}: pose is {pose.shape}; expected ({len(expr)}, 3), (yaw, pitch, roll) a frame"
+        )
+    for name, a in (("expressions", expr), ("pose", pose), ("vertices", verts)):
+        if a is not None and not np.isfinite(a).all():
+            raise GenkitError(f"{path}: NaN or inf in {name}")
+    return expr, pose, verts
 
 
 def _data(ns) -> int:
