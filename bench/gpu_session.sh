@@ -51,6 +51,10 @@ step() {  # step NAME LIMIT_S CMD...: run CMD with a time limit, its output in t
 
 # what the image lacks: the carried wheels, then genkit itself (editable, no index, no dependency resolution)
 if ! $PY -c 'import diffusers, trimesh' 2>/dev/null; then
+    if ! ls .whl/*.whl >/dev/null 2>&1; then
+        echo "error: no diffusers/trimesh here and no .whl/: run 'bash bench/gpu_session.sh --fetch' where pip works, and carry .whl" | tee -a "$LOG"
+        exit 2
+    fi
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl 2>&1 |
         tee -a "$LOG" || exit 2
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
