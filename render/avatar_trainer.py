@@ -24,6 +24,7 @@ from genkit.metrics.image import psnr, ssim
 from genkit.render.avatar import MODELS, HashBlendshapeAvatar, render_frame, shell_samples
 from genkit.render.avatar_data import HeadData, load_head_split, rasterize
 from genkit.training.loop import (
+    TrainStep,
     make_accelerator,
     progress,
     resume,
@@ -104,6 +105,12 @@ def build_model(cfg: AvatarTrainConfig, data: HeadData):
     return model
 
 
+def render_frames(model, frames, index, neighbour) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A training step's differentiable work: colour and opacity of the shell's rays of each frame
+    (expression, pose, vertices, shell)."""
+    return [model.render(model.prepare(e, p, v, neighbour), index, shell) for e, p, v, shell in frames]
+
+
 def train_avatar(cfg: AvatarTrainConfig) -> Path:
     out = Path(cfg.out)
     accelerator = make_accelerator(out, cfg.seed)
@@ -126,9 +133,9 @@ def train_avatar(cfg: AvatarTrainConfig) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.max_train_steps, 1.0)))
     )
-    model, optimizer, sched = accelerator.prepare(model, optimizer, sched)
+    net = model
+    step_fn, optimizer, sched = accelerator.prepare(TrainStep(net), optimizer, sched)
     start = resume(accelerator, out)
-    net = accelerator.unwrap_model(model)
     pixels = data.images.reshape(len(data), -1, 3)
     curve, t0 = [], time.perf_counter()
     bar = progress(accelerator, cfg.max_train_steps, start, f"avatar train ({cfg.model})")
@@ -138,9 +145,10 @@ def train_avatar(cfg: AvatarTrainConfig) -> Path:
         gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
         loss_rgb = loss_mask = 0.0
         per_frame = cfg.rays_per_step // cfg.frames_per_step
-        for f in rng.choice(len(data), cfg.frames_per_step, replace=len(data) < cfg.frames_per_step):
+        chosen = rng.choice(len(data), cfg.frames_per_step, replace=len(data) < cfg.frames_per_step)
+        shells = []
+        for f in chosen:
             pix = hits[f][torch.as_tensor(rng.integers(0, len(hits[f]), per_frame), device=depth.device)]
-            state = net.prepare(data.expressions[f], data.pose[f], data.vertices[f], neighbour)
             shell = shell_samples(
                 data.vertices[f],
                 data.faces,
@@ -153,7 +161,13 @@ def train_avatar(cfg: AvatarTrainConfig) -> Path:
                 depth[f],
                 gen,
             )
-            rgb, opacity = net.render(state, index, shell)
+            shells.append(shell)
+        frames = [
+            (data.expressions[f], data.pose[f], data.vertices[f], s)
+            for f, s in zip(chosen, shells, strict=True)
+        ]
+        outputs = step_fn(render_frames, frames, index, neighbour)
+        for f, shell, (rgb, opacity) in zip(chosen, shells, outputs, strict=True):
             loss_rgb = loss_rgb + F.mse_loss(rgb, pixels[f, shell.pixels]) / cfg.frames_per_step
             loss_mask = loss_mask + ((1 - opacity) ** 2).mean() / cfg.frames_per_step
         reg = sum((p**2).mean() for p in tables) if tables else torch.zeros((), device=depth.device)

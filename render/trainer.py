@@ -29,7 +29,7 @@ from genkit.render.datasets import SceneData, camera_rays, load_scene
 from genkit.render.estimators import OccGridEstimator
 from genkit.render.fields import NGPField
 from genkit.render.volume import rendering
-from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint
+from genkit.training.loop import TrainStep, make_accelerator, progress, resume, save_checkpoint
 from genkit.utils import GenkitError, atomic_file
 
 __all__ = ["NerfTrainConfig", "render_image", "train_nerf"]
@@ -128,6 +128,14 @@ def render_image(
     return colour.reshape(height, width, 3).clamp(0, 1), n / (width * height)
 
 
+def render_and_penalty(field_, estimator, origins, dirs, cfg: NerfTrainConfig, background, empty_points):
+    """A training step's differentiable work: the rays' colours (``render_rays``), the mean density at
+    ``empty_points`` (None without them) and the number of samples."""
+    colour, _, count = render_rays(field_, estimator, origins, dirs, cfg, background)
+    empty = field_.density(empty_points).mean() if empty_points is not None and len(empty_points) else None
+    return colour, empty, count
+
+
 def train_nerf(cfg: NerfTrainConfig) -> Path:
     out = Path(cfg.out)
     accelerator = make_accelerator(out, cfg.seed)
@@ -142,9 +150,9 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
         milestones=[cfg.max_steps // 2, cfg.max_steps * 3 // 4, cfg.max_steps * 9 // 10],
         gamma=0.33,
     )
-    field_, optimizer, sched = accelerator.prepare(field_, optimizer, sched)
+    model = field_
+    step_fn, optimizer, sched = accelerator.prepare(TrainStep(model), optimizer, sched)
     start = resume(accelerator, out, states={"estimator": estimator})
-    model = accelerator.unwrap_model(field_)
 
     n, h, w = len(scene), scene.height, scene.width
     pixels = scene.images.reshape(n, h * w, 3)
@@ -174,17 +182,16 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
             warmup_steps=cfg.grid_warmup_steps,
             n=16,
         )
-        colour, _, count = render_rays(
-            field_, estimator, o.to(device), d.to(device), cfg, background.to(device)
-        )
-        mse = F.mse_loss(colour, target.to(device))
-        loss = mse
+        pts = None  # points of cells the grid calls empty, for the density penalty
         if cfg.empty_weight > 0 and step >= cfg.grid_warmup_steps:
             gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
             pts = ((torch.rand(cfg.empty_points, 3, generator=gen) * 2 - 1) * cfg.aabb_size).to(device)
             pts = pts[~estimator.occupied(pts)]
-            if len(pts):
-                loss = loss + cfg.empty_weight * model.density(pts).mean()
+        colour, empty, count = step_fn(
+            render_and_penalty, estimator, o.to(device), d.to(device), cfg, background.to(device), pts
+        )
+        mse = F.mse_loss(colour, target.to(device))
+        loss = mse if empty is None else mse + cfg.empty_weight * empty
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()

@@ -32,12 +32,32 @@ from genkit.utils import GenkitError, ensure_writable_dir
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
+class TrainStep(torch.nn.Module):
+    """A training step's computation as the forward of the module that ``accelerator.prepare`` wraps:
+    ``step = accelerator.prepare(TrainStep(model))``, then ``step(fn, *args)`` returns ``fn(model, *args)``.
+    In a multi-process run (``accelerate launch``) DistributedDataParallel averages the gradients of what
+    its forward computed; a step that calls other methods of the model (``vae.encode``, a field's
+    ``density``, an avatar's ``prepare`` and ``render``) would crash on the wrapper (it has no such
+    methods) or, through ``unwrap_model``, leave every process with its own gradients."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, fn, *args, **kwargs):
+        return fn(self.model, *args, **kwargs)
+
+
 def make_accelerator(out_dir: str | Path, seed: int, mixed_precision: str = "no") -> Accelerator:
     """The run's accelerator, after checking that the run folder ``out_dir`` can be made and written
     (GenkitError before any training otherwise)."""
     out = ensure_writable_dir(out_dir)
     accelerator = Accelerator(
         mixed_precision=mixed_precision,
+        # genkit's schedules count optimizer steps (cosine to max_train_steps, milestones...); accelerate's
+        # default steps a prepared scheduler once per process at every optimizer step, which with N
+        # processes ends the schedule after 1/N of the run (and restarts a cosine)
+        step_scheduler_with_optimizer=False,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
     )
     set_seed(seed)

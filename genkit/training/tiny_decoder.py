@@ -19,6 +19,7 @@ from diffusers import AutoencoderKL, AutoencoderTiny
 
 from genkit.training.latents import LatentCache
 from genkit.training.loop import (
+    TrainStep,
     make_accelerator,
     progress,
     resume,
@@ -83,15 +84,16 @@ def train_tiny_decoder(cfg: TinyDecoderTrainConfig) -> Path:
     cache = LatentCache(vae, cfg.num_train_images, cfg.seed)
     images = cache.dataset.batch(range(len(cache)))["pixel_values"]  # (N, 3, R, R) in [-1, 1]
 
+    decoder.encoder.requires_grad_(False)  # only the decoder trains (and DDP expects every gradient)
     optimizer = torch.optim.AdamW(decoder.decoder.parameters(), lr=cfg.learning_rate, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.max_train_steps)
-    decoder, optimizer, sched = accelerator.prepare(decoder, optimizer, sched)
+    step_fn, optimizer, sched = accelerator.prepare(TrainStep(decoder), optimizer, sched)
     start = resume(accelerator, out)
     bar = progress(accelerator, cfg.max_train_steps, start, "train tiny-decoder")
     for step in range(start, cfg.max_train_steps):
         latents, idx, _ = cache.batch(cfg.seed, accelerator.process_index, step, cfg.batch_size, 0.0)
         target = images[idx].to(device)
-        pred = accelerator.unwrap_model(decoder).decode(latents.to(device) / vae.config.scaling_factor).sample
+        pred = step_fn(lambda d, z: d.decode(z).sample, latents.to(device) / vae.config.scaling_factor)
         loss = F.mse_loss(pred, target) + 0.1 * F.l1_loss(pred, target)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
@@ -106,7 +108,7 @@ def train_tiny_decoder(cfg: TinyDecoderTrainConfig) -> Path:
     final = out / "model"
     if accelerator.is_main_process:
         with atomic_dir(final) as tmp:
-            model = accelerator.unwrap_model(decoder).to(save_dtype(cfg.save_dtype))
+            model = decoder.to(save_dtype(cfg.save_dtype))
             model.save_pretrained(tmp, safe_serialization=True)
     accelerator.end_training()
     return final

@@ -18,6 +18,7 @@ from diffusers.training_utils import EMAModel
 from genkit.data.shapes import shapes_stream
 from genkit.models.presets import VAE_PRESETS
 from genkit.training.loop import (
+    TrainStep,
     make_accelerator,
     progress,
     resume,
@@ -54,6 +55,12 @@ class VAETrainConfig:
             raise GenkitError("max-train-steps, batch-size and checkpointing-steps must be positive")
 
 
+def autoencode(vae: AutoencoderKL, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reconstruction of ``x`` through a sampled latent, and the mean KL of the posterior."""
+    posterior = vae.encode(x).latent_dist
+    return vae.decode(posterior.sample()).sample, posterior.kl().mean()
+
+
 def train_vae(cfg: VAETrainConfig) -> Path:
     out = Path(cfg.out)
     accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision)
@@ -62,10 +69,8 @@ def train_vae(cfg: VAETrainConfig) -> Path:
     lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=cfg.max_train_steps, eta_min=cfg.learning_rate * 0.05
     )
-    vae, optimizer, lr_sched = accelerator.prepare(vae, optimizer, lr_sched)
-    ema = EMAModel(
-        accelerator.unwrap_model(vae).parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=3 / 4
-    )
+    step_fn, optimizer, lr_sched = accelerator.prepare(TrainStep(vae), optimizer, lr_sched)
+    ema = EMAModel(vae.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=3 / 4)
     ema.to(accelerator.device)
     start = resume(accelerator, out, states={"ema": ema})
 
@@ -76,17 +81,16 @@ def train_vae(cfg: VAETrainConfig) -> Path:
     bar = progress(accelerator, cfg.max_train_steps, start, "train vae")
     for step in range(start, cfg.max_train_steps):
         x = next(data)["pixel_values"].to(accelerator.device)
-        with accelerator.accumulate(vae):
-            posterior = vae.encode(x).latent_dist
-            recon = vae.decode(posterior.sample()).sample
+        with accelerator.accumulate(step_fn):
+            recon, kl = step_fn(autoencode, x)
             rec = F.l1_loss(recon, x) + F.mse_loss(recon, x)
-            loss = rec + cfg.kl_weight * posterior.kl().mean()
+            loss = rec + cfg.kl_weight * kl
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(vae.parameters(), 1.0)
             optimizer.step()
             lr_sched.step()
             optimizer.zero_grad(set_to_none=True)
-        ema.step(accelerator.unwrap_model(vae).parameters())
+        ema.step(vae.parameters())
         bar.update(1)
         bar.set_postfix(rec=f"{rec.item():.4f}")
         if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_train_steps:
@@ -94,7 +98,7 @@ def train_vae(cfg: VAETrainConfig) -> Path:
     bar.close()
 
     # Export the EMA weights with a measured latent scaling factor.
-    model = accelerator.unwrap_model(vae)
+    model = vae
     ema.copy_to(model.parameters())
     model.eval()
     with torch.no_grad():
