@@ -5,6 +5,7 @@ training keeps the replicas identical (every gradient went through DistributedDa
 ACCELERATE_USE_CPU=true torchrun --standalone --nproc_per_node 2 tests/ddp_spy.py TRAINER OUT [DATA]
 (DATA: the nerf scene, the head dataset, or the base/teacher pipeline folder)."""
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -29,96 +30,65 @@ def spy(save):
     return save_checkpoint
 
 
-torch.set_num_threads(1)
-if trainer == "vae":
-    import genkit.training.vae as m
-
-    m.save_checkpoint = spy(loop.save_checkpoint)
-    m.train_vae(
-        m.VAETrainConfig(
-            out=str(out), preset="vae-dummy", max_train_steps=2, batch_size=2, checkpointing_steps=1
-        )
-    )
-elif trainer == "classifier":
-    import genkit.training.classifier as m
-
-    m.save_checkpoint = spy(loop.save_checkpoint)
-    m.train_classifier(
-        m.ClassifierTrainConfig(out=str(out), max_train_steps=2, batch_size=4, checkpointing_steps=1)
-    )
-elif trainer == "tiny_decoder":
-    import genkit.training.tiny_decoder as m
-
-    m.save_checkpoint = spy(loop.save_checkpoint)
-    m.train_tiny_decoder(
-        m.TinyDecoderTrainConfig(
-            out=str(out),
-            channels=8,
-            max_train_steps=2,
-            batch_size=2,
-            num_train_images=8,
-            checkpointing_steps=1,
-        )
-    )
-elif trainer == "nerf":
-    import genkit.render.trainer as m
-
-    m.save_checkpoint = spy(loop.save_checkpoint)
-    m.train_nerf(
-        m.NerfTrainConfig(
+# trainer -> (module, its training function, its config class, the config's tiny settings); every run
+# takes two steps and checkpoints after each
+TRAINERS = {
+    "vae": ("genkit.training.vae", "train_vae", "VAETrainConfig", dict(preset="vae-dummy", batch_size=2)),
+    "classifier": (
+        "genkit.training.classifier",
+        "train_classifier",
+        "ClassifierTrainConfig",
+        dict(batch_size=4),
+    ),
+    "tiny_decoder": (
+        "genkit.training.tiny_decoder",
+        "train_tiny_decoder",
+        "TinyDecoderTrainConfig",
+        dict(channels=8, batch_size=2, num_train_images=8),
+    ),
+    "nerf": (
+        "genkit.render.trainer",
+        "train_nerf",
+        "NerfTrainConfig",
+        dict(
             data=data,
-            out=str(out),
-            max_steps=2,
             rays_per_batch=64,
             levels=2,
             max_resolution=32,
             grid_resolution=16,
-            checkpointing_steps=1,
             eval_views=0,
-        )
-    )
-elif trainer == "avatar":
-    import genkit.render.avatar_trainer as m
-
-    m.save_checkpoint = spy(loop.save_checkpoint)
-    m.train_avatar(
-        m.AvatarTrainConfig(
-            data=data,
-            out=str(out),
-            max_train_steps=2,
-            rays_per_step=64,
-            frames_per_step=1,
-            eval_frames=0,
-            checkpointing_steps=1,
-        )
-    )
-elif trainer == "fpdm":
-    import genkit.training.fpdm as m
-
-    m.save_checkpoint = spy(loop.save_checkpoint)
-    small = dict(
-        hidden_size=32, num_attention_heads=2, depth=3, sample_iterations=2, no_grad_max=2, grad_max=2
-    )
-    m.train_fpdm(
-        m.FPDMTrainConfig(
+        ),
+    ),
+    "avatar": (
+        "genkit.render.avatar_trainer",
+        "train_avatar",
+        "AvatarTrainConfig",
+        dict(data=data, rays_per_step=64, frames_per_step=1, eval_frames=0),
+    ),
+    "fpdm": (
+        "genkit.training.fpdm",
+        "train_fpdm",
+        "FPDMTrainConfig",
+        dict(
             base=data,
-            out=str(out),
-            max_train_steps=2,
             batch_size=4,
             num_train_images=32,
-            checkpointing_steps=1,
             lr_warmup_steps=1,
-            **small,
-        )
-    )
-elif trainer in ("dmd", "vsd"):
-    import genkit.distill.dmd as dmd
-    import genkit.distill.vsd as vsd
-    from genkit.distill.teacher import DistillConfig
+            hidden_size=32,
+            num_attention_heads=2,
+            depth=3,
+            sample_iterations=2,
+            no_grad_max=2,
+            grad_max=2,
+        ),
+    ),
+    "dmd": ("genkit.distill.dmd", "train_dmd", "DistillConfig", dict(teacher=data, batch_size=2)),
+    "vsd": ("genkit.distill.vsd", "train_vsd", "DistillConfig", dict(teacher=data, batch_size=2)),
+}
 
-    m = dmd if trainer == "dmd" else vsd
-    m.save_checkpoint = spy(loop.save_checkpoint)
-    cfg = DistillConfig(teacher=data, out=str(out), max_train_steps=2, batch_size=2, checkpointing_steps=1)
-    (m.train_dmd if trainer == "dmd" else m.train_vsd)(cfg)
-else:
-    raise SystemExit(f"unknown trainer {trainer}")
+torch.set_num_threads(1)
+name, train, config, settings = TRAINERS[trainer]
+module = importlib.import_module(name)
+module.save_checkpoint = spy(loop.save_checkpoint)
+steps = {"max_steps": 2} if trainer == "nerf" else {"max_train_steps": 2}
+getattr(module, train)(getattr(module, config)(out=str(out), checkpointing_steps=1, **{**steps, **settings}))
