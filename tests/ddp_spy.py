@@ -1,9 +1,10 @@
-"""Run one genkit trainer (classifier, vae, tiny_decoder, nerf, avatar, fpdm, dmd, vsd) for a few steps
-under ``torchrun --nproc_per_node 2`` (gloo on the CPU) and write each rank's sum of every prepared
-model's parameters at every checkpoint to OUT/sums-RANK.json, so that a test can check that data-parallel
-training keeps the replicas identical (every gradient went through DistributedDataParallel). Usage:
-ACCELERATE_USE_CPU=true torchrun --standalone --nproc_per_node 2 tests/ddp_spy.py TRAINER OUT [DATA]
-(DATA: the nerf scene, the head dataset, or the base/teacher pipeline folder)."""
+"""Run one genkit trainer (classifier, vae, tiny_decoder, nerf, avatar, fpdm, text2img, dmd, vsd) for a
+few steps under ``torchrun --nproc_per_node 2`` (gloo on the CPU) and write each rank's sum of every
+prepared model's parameters at every checkpoint to OUT/sums-RANK.json, so that a test can check that
+data-parallel training keeps the replicas identical (every gradient went through DistributedDataParallel).
+Usage: ACCELERATE_USE_CPU=true torchrun --standalone --nproc_per_node 2 tests/ddp_spy.py TRAINER OUT [DATA]
+(DATA: the nerf scene, the head dataset, or the pipeline folder of FPDM's base, text2img's VAE and
+tokenizer, the distillation teacher)."""
 
 import importlib
 import json
@@ -80,6 +81,20 @@ TRAINERS = {
             sample_iterations=2,
             no_grad_max=2,
             grad_max=2,
+        ),
+    ),
+    "text2img": (
+        "genkit.training.text2img",
+        "train_text2img",
+        "Text2ImgTrainConfig",
+        dict(
+            vae=f"{data}/vae",
+            tokenizer=f"{data}/tokenizer",
+            unet_preset="unet-dummy",
+            text_encoder_preset="clip-text-dummy",
+            num_train_images=16,
+            batch_size=2,
+            lr_warmup_steps=1,
         ),
     ),
     "dmd": ("genkit.distill.dmd", "train_dmd", "DistillConfig", dict(teacher=data, batch_size=2)),

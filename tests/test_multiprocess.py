@@ -14,6 +14,7 @@ import pytest
 from dummies import dummy_pipeline
 from test_render_datasets import write_scene
 
+from genkit.assets import bundled_models
 from genkit.render.avatar_data import make_head_dataset
 
 SPY = Path(__file__).parent / "ddp_spy.py"
@@ -27,11 +28,12 @@ def data(tmp_path_factory):
         "nerf": str(write_scene(root / "scene", n=2, size=(8, 6))),
         "avatar": str(make_head_dataset(root / "head", size=24, frames=4)),
         **dict.fromkeys(("fpdm", "dmd", "vsd"), str(root / "pipe")),
+        "text2img": bundled_models()["text2img-shapes"]["path"],  # its VAE and tokenizer
     }
 
 
 @pytest.mark.parametrize(
-    "trainer", ["classifier", "vae", "tiny_decoder", "nerf", "avatar", "fpdm", "dmd", "vsd"]
+    "trainer", ["classifier", "vae", "tiny_decoder", "nerf", "avatar", "fpdm", "text2img", "dmd", "vsd"]
 )
 def test_two_processes_keep_the_replicas_identical(trainer, data, tmp_path):
     run = tmp_path / "run"
