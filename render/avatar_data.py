@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 
 from genkit.render.kernels import use_numba
-from genkit.utils import GenkitError, atomic_dir
+from genkit.utils import GenkitError, atomic_dir, reading
 
 EXPRESSIONS = [
     "jaw_open",
@@ -401,12 +400,8 @@ def load_head_split(root: str | Path, split: str = "train") -> HeadData:
     path = root / f"{split}.npz"
     if not path.is_file():
         raise GenkitError(f"{path} is missing: the dataset has no {split!r} frames")
-    try:
+    with reading(f"cannot read the head dataset {path}"):  # broken npz/npy, meta.json
         return _head_split(root, path)
-    except GenkitError:
-        raise
-    except (ValueError, KeyError, TypeError, IndexError, OSError, zipfile.BadZipFile) as e:  # broken files
-        raise GenkitError(f"cannot read the head dataset {path} ({type(e).__name__}: {e})") from None
 
 
 def _head_split(root: Path, path: Path) -> HeadData:

@@ -32,7 +32,7 @@ from genkit.training.loop import (
     save_dtype,
     save_dtype_field,
 )
-from genkit.utils import GenkitError, atomic_dir, atomic_file, first_line
+from genkit.utils import GenkitError, atomic_dir, atomic_file, reading
 
 __all__ = ["AvatarTrainConfig", "evaluate", "load_avatar", "train_avatar"]
 
@@ -133,14 +133,13 @@ def train_avatar(cfg: AvatarTrainConfig) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.max_train_steps, 1.0)))
     )
-    net = model
-    step_fn, optimizer, sched = accelerator.prepare(TrainStep(net), optimizer, sched)
+    step_fn, optimizer, sched = accelerator.prepare(TrainStep(model), optimizer, sched)
     start = resume(accelerator, out)
     pixels = data.images.reshape(len(data), -1, 3)
     curve, t0 = [], time.perf_counter()
     bar = progress(accelerator, cfg.max_train_steps, start, f"avatar train ({cfg.model})")
     for step in range(start, cfg.max_train_steps):
-        net.train()
+        model.train()
         rng = np.random.default_rng([cfg.seed, 17, accelerator.process_index, step])
         gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
         loss_rgb = loss_mask = 0.0
@@ -186,18 +185,18 @@ def train_avatar(cfg: AvatarTrainConfig) -> Path:
 
     final = out / "model"
     if accelerator.is_main_process:
-        net.eval()
+        model.eval()
         report = {
             "model": cfg.model,
             "train_minutes_this_run": (time.perf_counter() - t0) / 60,
             "curve": curve[::10],
         }
         if cfg.eval_frames > 0:
-            report["psnr"] = evaluate(net, cfg.data, cfg.eval_frames, cfg.num_samples, cfg.thickness)
+            report["psnr"] = evaluate(model, cfg.data, cfg.eval_frames, cfg.num_samples, cfg.thickness)
         with atomic_dir(final) as tmp:
-            net.to(save_dtype(cfg.save_dtype)).save_pretrained(tmp, safe_serialization=True)
+            model.to(save_dtype(cfg.save_dtype)).save_pretrained(tmp, safe_serialization=True)
             (tmp / "avatar.json").write_text(json.dumps({"model": cfg.model, "train": asdict(cfg)}, indent=2))
-        net.float()
+        model.float()
         with atomic_file(out / "report.json") as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n")
     accelerator.end_training()
@@ -257,14 +256,10 @@ def load_avatar(path: str | Path):
         raise GenkitError(
             f"{path} is not a trained avatar (no avatar.json; genkit avatar train writes RUN/model)"
         )
-    try:
+    with reading(f"could not load the avatar from {path}"):  # broken JSON or weights
         meta = json.loads(meta_path.read_text())
         name = meta.get("model") if isinstance(meta, dict) else None
         if name not in MODELS:
             raise GenkitError(f"{meta_path}: unknown model {name!r}")
         model = MODELS[name].from_pretrained(str(path)).float().eval()
-    except GenkitError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:  # broken JSON or weights
-        raise GenkitError(f"could not load the avatar from {path}: {first_line(e)}") from None
     return model, meta

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genkit.utils import GenkitError
+from genkit.utils import GenkitError, reading
 
 __all__ = ["SceneData", "camera_rays", "load_scene"]
 
@@ -54,14 +54,8 @@ def load_scene(root: str | Path, split: str = "train", background=(1.0, 1.0, 1.0
     file = blender if blender.is_file() else studio if studio.is_file() else None
     if file is None:
         raise GenkitError(f"no transforms_{split}.json or transforms.json in {str(root)!r}")
-    try:
+    with reading(f"{str(file)!r} is not a usable transforms file"):  # JSON, fields, image files
         return _scene(json.loads(file.read_text()), root, file == studio, background)
-    except GenkitError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:  # JSON, fields, image files
-        raise GenkitError(
-            f"{str(file)!r} is not a usable transforms file ({type(e).__name__}: {e})"
-        ) from None
 
 
 def _scene(meta: dict, root: Path, nerfstudio: bool, background) -> SceneData:

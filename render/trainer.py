@@ -30,7 +30,7 @@ from genkit.render.estimators import OccGridEstimator
 from genkit.render.fields import NGPField
 from genkit.render.volume import rendering
 from genkit.training.loop import TrainStep, make_accelerator, progress, resume, save_checkpoint
-from genkit.utils import GenkitError, atomic_file
+from genkit.utils import GenkitError, atomic_file, reading
 
 __all__ = ["NerfTrainConfig", "render_image", "train_nerf"]
 
@@ -150,8 +150,7 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
         milestones=[cfg.max_steps // 2, cfg.max_steps * 3 // 4, cfg.max_steps * 9 // 10],
         gamma=0.33,
     )
-    model = field_
-    step_fn, optimizer, sched = accelerator.prepare(TrainStep(model), optimizer, sched)
+    step_fn, optimizer, sched = accelerator.prepare(TrainStep(field_), optimizer, sched)
     start = resume(accelerator, out, states={"estimator": estimator})
 
     n, h, w = len(scene), scene.height, scene.width
@@ -160,7 +159,7 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
     curve, t0 = [], time.perf_counter()
     bar = progress(accelerator, cfg.max_steps, start, "nerf train")
     for step in range(start, cfg.max_steps):
-        model.train()
+        field_.train()
         rng = np.random.default_rng([cfg.seed, 11, accelerator.process_index, step])
         view = torch.as_tensor(rng.integers(0, n, cfg.rays_per_batch))
         pix = torch.as_tensor(rng.integers(0, h * w, cfg.rays_per_batch))
@@ -177,7 +176,7 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
 
         estimator.update_every_n_steps(
             step,
-            lambda x: model.density(x) * cfg.step_size,
+            lambda x: field_.density(x) * cfg.step_size,
             occ_thre=1e-2,
             warmup_steps=cfg.grid_warmup_steps,
             n=16,
@@ -217,13 +216,13 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
     if accelerator.is_main_process:
         from safetensors.torch import save_file
 
-        state = {f"field.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        state = {f"field.{k}": v.detach().cpu().contiguous() for k, v in field_.state_dict().items()}
         state |= {f"estimator.{k}": v.detach().cpu().contiguous() for k, v in estimator.state_dict().items()}
         with atomic_file(final) as tmp:
             save_file(state, str(tmp), metadata={"config": json.dumps(asdict(cfg))})
         report = {"train_minutes_this_run": (time.perf_counter() - t0) / 60, "curve": curve[::10]}
         if cfg.eval_views > 0:
-            report |= evaluate(model, estimator, cfg, cfg.eval_views)
+            report |= evaluate(field_, estimator, cfg, cfg.eval_views)
         with atomic_file(out / "report.json") as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n")
     accelerator.end_training()
@@ -271,17 +270,11 @@ def load_field(path: str | Path):
         raise GenkitError(
             f"checkpoint {str(path)!r} not found (genkit nerf train writes OUT/model.safetensors)"
         )
-    try:
+    with reading(f"{str(path)!r} is not a genkit nerf checkpoint", (Exception,)):  # safetensors' own too
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}
         cfg = NerfTrainConfig(**json.loads(meta["config"]))
-    except GenkitError:
-        raise
-    except Exception as e:  # noqa: BLE001 - not a genkit nerf checkpoint
-        raise GenkitError(
-            f"{str(path)!r} is not a genkit nerf checkpoint: {str(e).splitlines()[0]}"
-        ) from None
     field_, estimator = build(cfg)
     field_.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("field.")})
     estimator.load_state_dict({k[10:]: v for k, v in state.items() if k.startswith("estimator.")})

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from genkit.cli._args import OneLineArgumentParser, add_dataclass_args, from_args
-from genkit.utils import GenkitError
+from genkit.utils import GenkitError, reading
 
 
 def bundled_avatar() -> Path:
@@ -55,7 +55,9 @@ def read_expressions(path: str, num_expressions: int):
     if p.suffix not in (".npz", ".npy", ".json"):
         raise GenkitError(f"--expressions must be .npz, .npy or .json, got {path!r}")
     pose = verts = None
-    try:
+    with reading(
+        f"cannot read expressions from {path}"
+    ):  # pickled or object arrays, broken files, non-numbers
         if p.suffix == ".npz":
             z = np.load(p, allow_pickle=False)
             if "expressions" not in z.files:
@@ -70,10 +72,6 @@ def read_expressions(path: str, num_expressions: int):
         expr = np.asarray(expr, dtype=np.float32)
         pose = None if pose is None else np.asarray(pose, dtype=np.float32)
         verts = None if verts is None else np.asarray(verts, dtype=np.float32)
-    except GenkitError:
-        raise
-    except (ValueError, TypeError, OSError) as e:  # pickled or object arrays, a broken file, non-numbers
-        raise GenkitError(f"cannot read expressions from {path} ({e})") from None
     if expr.ndim == 1:
         expr = expr[None]
     if expr.ndim != 2 or len(expr) == 0:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from genkit.cli._args import add_dataclass_args, from_args
-from genkit.utils import GenkitError, atomic_file, ensure_writable_dir, first_line
+from genkit.utils import GenkitError, atomic_file, ensure_writable_dir, reading
 
 
 @dataclass
@@ -130,10 +130,9 @@ def load_pipeline(name_or_path: str | None, scheduler: str | None, device: str):
     from genkit.pipelines import load_pipeline as load
 
     path, device = resolve_model(name_or_path), resolve_device(device)
-    try:
+    # a missing or corrupt component is a bad model folder for the user
+    with reading(f"could not load model from {str(path)!r}", (Exception,)):
         return load(path, scheduler=scheduler, device=device)
-    except Exception as e:  # noqa: BLE001 - a missing or corrupt component is a bad model folder for the user
-        raise GenkitError(f"could not load model from {str(path)!r}: {first_line(e)}") from None
 
 
 def image_grid(images: np.ndarray, rows: int, scale: int) -> np.ndarray:

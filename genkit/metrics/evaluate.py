@@ -22,7 +22,7 @@ from PIL import Image
 from genkit.data.shapes import COLORS, POSITIONS, SHAPES, SIZES, ShapesDataset, parse_caption
 from genkit.metrics.classifier import ShapesClassifier
 from genkit.metrics.scores import diversity, frechet_distance, precision_recall, prompt_accuracy
-from genkit.utils import GenkitError
+from genkit.utils import GenkitError, reading
 
 
 def load_oracle(path: str | None = None, device: str | torch.device = "cpu") -> ShapesClassifier:
@@ -31,12 +31,8 @@ def load_oracle(path: str | None = None, device: str | torch.device = "cpu") -> 
         from genkit.assets import bundled_models
 
         path = bundled_models()["shapes-oracle"]["path"]
-    try:
+    with reading(f"could not load the oracle classifier from {path!r}", (Exception,)):  # a bad path
         return ShapesClassifier.from_pretrained(path).to(device).eval()
-    except Exception as e:  # noqa: BLE001 - any load failure is a bad path for the user
-        raise GenkitError(
-            f"could not load the oracle classifier from {path!r}: {str(e).splitlines()[0]}"
-        ) from None
 
 
 def prompt_labels(prompts: list[str]) -> dict[str, torch.Tensor]:
@@ -127,12 +123,10 @@ def load_image_folder(folder: str | Path) -> tuple[torch.Tensor, list[str]]:
     for n, line in enumerate(meta.read_text().splitlines(), 1):
         if not line.strip():
             continue
-        try:
+        with reading(f"{str(meta)!r} line {n}"):  # JSON, fields, a missing or broken image
             rec = json.loads(line)
             img = Image.open(folder / rec["file_name"]).convert("RGB")
             prompts.append(str(rec["text"]))
-        except (ValueError, KeyError, TypeError, OSError) as e:  # JSON, fields, a missing or broken image
-            raise GenkitError(f"{str(meta)!r} line {n}: {type(e).__name__}: {e}") from None
         images.append(torch.from_numpy(np.asarray(img)).permute(2, 0, 1).float() / 127.5 - 1)
     if not images:
         raise GenkitError(f"{str(meta)!r} lists no images")

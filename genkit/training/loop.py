@@ -93,9 +93,9 @@ def save_state(state: dict, path: str | Path) -> None:
     save_file(tensors, str(path), metadata={"state": json.dumps(meta)})
 
 
-def load_state(path: str | Path) -> dict:
-    """``save_state``'s dict back, its tensors on the CPU."""
-    with safe_open(str(path), "pt") as f:
+def load_state(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    """``save_state``'s dict back, its tensors on ``device``."""
+    with safe_open(str(path), "pt", device=str(device)) as f:
         meta = json.loads((f.metadata() or {}).get("state", "{}"))
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     state = {}
@@ -106,27 +106,10 @@ def load_state(path: str | Path) -> dict:
     return {**state, **tensors}
 
 
-def _placed(state: dict, like: dict) -> dict:
-    """``state`` with each tensor (also in a list) on the device of its counterpart in ``like``."""
-
-    def place(t, ref):
-        return t.to(ref.device) if isinstance(t, torch.Tensor) and isinstance(ref, torch.Tensor) else t
-
-    out = {}
-    for key, value in state.items():
-        ref = like.get(key)
-        if isinstance(value, list):
-            refs = ref if isinstance(ref, list) and len(ref) == len(value) else [None] * len(value)
-            out[key] = [place(t, r) for t, r in zip(value, refs, strict=True)]
-        else:
-            out[key] = place(value, ref)
-    return out
-
-
 def resume(accelerator: Accelerator, out_dir: str | Path, states: dict[str, Any] | None = None) -> int:
     """Load the newest checkpoint if there is one, and into each of ``states`` (name -> object with
-    ``state_dict``/``load_state_dict``) its ``<name>.safetensors``; return the step to start from (0 for a
-    fresh run)."""
+    ``state_dict``/``load_state_dict``, kept on the accelerator's device) its ``<name>.safetensors``; return
+    the step to start from (0 for a fresh run)."""
     path, step = latest_checkpoint(out_dir)
     if path is not None:
         if pickled := sorted(p.name for p in path.glob("custom_checkpoint_*.pkl")):
@@ -138,7 +121,7 @@ def resume(accelerator: Accelerator, out_dir: str | Path, states: dict[str, Any]
         try:
             accelerator.load_state(str(path))
             for name, obj in (states or {}).items():
-                obj.load_state_dict(_placed(load_state(path / f"{name}.safetensors"), obj.state_dict()))
+                obj.load_state_dict(load_state(path / f"{name}.safetensors", accelerator.device))
         except Exception as e:  # any failure to load: the checkpoint folder is the user's
             first = str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__
             mismatch = any(m in str(e) for m in ("size mismatch", "Missing key", "Unexpected key"))

@@ -28,7 +28,7 @@ from genkit.models.text import build_text_encoder, tokenize
 from genkit.pipelines.text2img import build_text2img_pipeline
 from genkit.training.latents import LatentCache, LatentTrainConfig, diffusion_target, save_pipeline
 from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint
-from genkit.utils import GenkitError, first_line
+from genkit.utils import GenkitError, reading
 
 
 @dataclass
@@ -64,14 +64,10 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
     device = accelerator.device
 
     # --- components --------------------------------------------------------------------------------
-    try:
+    with reading(f"could not load the VAE from {cfg.vae!r}"):  # not a VAE folder, or a broken one
         vae = AutoencoderKL.from_pretrained(cfg.vae).to(device).eval().requires_grad_(False)
-    except (OSError, ValueError) as e:  # not a VAE folder, or a broken one
-        raise GenkitError(f"could not load the VAE from {cfg.vae!r}: {first_line(e)}") from None
-    try:
+    with reading(f"could not load the tokenizer from {cfg.tokenizer!r}"):
         tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
-    except (OSError, ValueError) as e:
-        raise GenkitError(f"could not load the tokenizer from {cfg.tokenizer!r}: {first_line(e)}") from None
     text_encoder = build_text_encoder(tokenizer, cfg.text_encoder_preset)
     unet = UNet2DConditionModel(
         **{

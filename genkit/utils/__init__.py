@@ -1,6 +1,6 @@
 """Small shared utilities: user-facing errors and atomic file output."""
 
-from genkit.utils.errors import GenkitError, first_line
+from genkit.utils.errors import GenkitError, reading
 from genkit.utils.io import VIDEO, atomic_dir, atomic_file, ensure_writable_dir, output_file, write_video
 
 __all__ = [
@@ -8,8 +8,8 @@ __all__ = [
     "atomic_dir",
     "atomic_file",
     "ensure_writable_dir",
-    "first_line",
     "output_file",
+    "reading",
     "VIDEO",
     "write_video",
 ]

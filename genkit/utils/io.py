@@ -26,13 +26,18 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     return p
 
 
+def _not_a_folder(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        raise GenkitError(f"output path {str(p)!r} is a folder; give a file name")
+    return p
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``, on error removed.
     A folder at ``path`` is an error (GenkitError), before anything is written."""
-    path = Path(path)
-    if path.is_dir():
-        raise GenkitError(f"output path {str(path)!r} is a folder; give a file name")
+    path = _not_a_folder(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
     os.close(fd)
     os.chmod(tmp, 0o644)
@@ -75,11 +80,9 @@ VIDEO = (".mp4", ".gif")
 def output_file(path: str | os.PathLike, suffixes: tuple[str, ...] = ()) -> Path:
     """``path`` checked as a file to write, before the work that makes it: ending in one of ``suffixes``
     (any when empty), not a folder, in a folder that can be made and written; GenkitError otherwise."""
-    p = Path(path)
+    p = _not_a_folder(path)
     if suffixes and p.suffix.lower() not in suffixes:
         raise GenkitError(f"--out must end in {' or '.join(suffixes)}, got {str(path)!r}")
-    if p.is_dir():
-        raise GenkitError(f"output path {str(p)!r} is a folder; give a file name")
     ensure_writable_dir(p.parent)
     return p
 
