@@ -178,7 +178,7 @@ def merge_check(model, d, rounds: int = 10) -> dict:
     vertices against ``torch.bmm`` (``blend_tables``), taking turns frame by frame; ms per frame."""
     backends = ("numba", "torch")
     seconds = dict.fromkeys(backends, 0.0)
-    blends = [model.blend_weights(e) for e in d.expressions]
+    blends = [model.blend_weights(e, p) for e, p in zip(d.expressions, d.pose, strict=True)]
     for _ in range(rounds):
         for blend in blends:
             for b in backends:
@@ -191,15 +191,49 @@ def merge_check(model, d, rounds: int = 10) -> dict:
     }
 
 
-def reusable(variant: str, path: Path, steps: int) -> bool:
-    """A model trained earlier in ``path`` with ``steps`` steps and today's architecture of ``variant``."""
+def reusable(path: Path, model: str, options: dict, train: dict) -> bool:
+    """A model trained earlier in ``path`` with today's architecture of ``model`` (a name in
+    ``genkit.render.avatar.MODELS``) with ``options`` and the same ``train`` settings (data, steps,
+    samples, seed)."""
     if not (path / "avatar.json").is_file():
         return False
-    saved = json.loads((path / "config.json").read_text())
-    name, options = VARIANTS[variant]
-    fresh = json.loads(json.dumps(dict(MODEL_CLASSES[name](**options).config)))  # tuples as lists
+    cls = MODEL_CLASSES[model]
+    # through the class, so that options added since take their defaults, as loading gives them
+    saved = cls.from_config(json.loads((path / "config.json").read_text())).config
+    saved, fresh = (json.loads(json.dumps(dict(c))) for c in (saved, cls(**options).config))  # lists
     same_arch = all(saved.get(k) == v for k, v in fresh.items() if not k.startswith("_"))
-    return same_arch and json.loads((path / "avatar.json").read_text())["train"]["max_train_steps"] == steps
+    trained = json.loads((path / "avatar.json").read_text())["train"]
+    return same_arch and all(trained.get(k) == v for k, v in train.items())
+
+
+def train_or_reuse(
+    data: str, out: str, model: str, options: dict, steps: int, samples: int, reuse: bool, seed: int = 0
+):
+    """(the trained model, its training minutes): ``genkit avatar train`` of ``model`` with ``options`` on
+    ``data`` into ``out``, saved in fp16 as it would ship, or with ``reuse`` the one a previous run
+    trained there with the same architecture and settings."""
+    cfg = AvatarTrainConfig(
+        data=data,
+        out=out,
+        model=model,
+        **options,
+        max_train_steps=steps,
+        num_samples=samples,
+        checkpointing_steps=steps,
+        eval_frames=0,
+        save_dtype="fp16",  # evaluate exactly what would ship
+        seed=seed,
+    )
+    path = Path(out) / "model"
+    same = {"data": data, "max_train_steps": steps, "num_samples": samples, "seed": seed}
+    if reuse and reusable(path, model, options, same):
+        minutes = json.loads((Path(out) / "report.json").read_text())["train_minutes_this_run"]
+    else:  # from scratch: a previous run's checkpoints may be of another architecture or length
+        shutil.rmtree(Path(out) / "checkpoints", ignore_errors=True)
+        t = time.perf_counter()
+        path = train_avatar(cfg)
+        minutes = (time.perf_counter() - t) / 60
+    return load_avatar(path)[0], minutes
 
 
 def main(argv=None) -> int:
@@ -237,28 +271,9 @@ def main(argv=None) -> int:
     data = {s: load_head_split(args.data, s) for s in SPLITS}
     rows, frames, train_minutes, models = {}, {}, {}, {}
     for name, (model, options) in VARIANTS.items():
-        cfg = AvatarTrainConfig(
-            data=args.data,
-            out=f"{args.runs}/{name}",
-            model=model,
-            **options,
-            max_train_steps=steps,
-            num_samples=args.samples,
-            checkpointing_steps=steps,
-            eval_frames=0,
-            save_dtype="fp16",  # evaluate exactly what would ship
+        models[name], train_minutes[name] = train_or_reuse(
+            args.data, f"{args.runs}/{name}", model, options, steps, args.samples, args.reuse
         )
-        path = Path(cfg.out) / "model"
-
-        if args.reuse and reusable(name, path, steps):
-            report = json.loads((Path(cfg.out) / "report.json").read_text())
-            train_minutes[name] = report["train_minutes_this_run"]
-        else:  # from scratch: a previous run's checkpoints may be of another architecture or length
-            shutil.rmtree(Path(cfg.out) / "checkpoints", ignore_errors=True)
-            t = time.perf_counter()
-            path = train_avatar(cfg)
-            train_minutes[name] = (time.perf_counter() - t) / 60
-        models[name], _ = load_avatar(path)
         q, frames[name] = quality(models[name], data, args.render_samples)
         rows[name] = {
             "quality": q,

@@ -384,7 +384,8 @@ class HashBlendshapeAvatar(_AvatarBase):
     the procedural head; ``genkit avatar train``'s default), "world" (light fixed in the scene: pose
     changes it too) or "none" (the paper's MLP input: table features and local coordinates only; the
     class default, so that a checkpoint saved before the option, whose config lacks it, loads as it was
-    trained)."""
+    trained). ``pose_input``: the CNN also reads the head pose (yaw, pitch, roll) after the expression,
+    so the blend weights may change with it (off by default, and for checkpoints from before it)."""
 
     NORMAL_INPUTS = ("head", "world", "none")
 
@@ -404,6 +405,7 @@ class HashBlendshapeAvatar(_AvatarBase):
         uv_size: int = 32,
         cnn_width: int = 16,
         normal_input: str = "none",
+        pose_input: bool = False,
     ):
         super().__init__()
         if normal_input not in self.NORMAL_INPUTS:
@@ -423,7 +425,7 @@ class HashBlendshapeAvatar(_AvatarBase):
             torch.empty(num_vertices, num_tables, levels, table_size, features).uniform_(-1e-2, 1e-2)
         )
         side = uv_size // 8
-        self.cnn_in = nn.Linear(num_expressions, cnn_width * side * side)
+        self.cnn_in = nn.Linear(num_expressions + (3 if pose_input else 0), cnn_width * side * side)
         self.cnn = nn.Sequential(
             *[
                 m
@@ -438,9 +440,14 @@ class HashBlendshapeAvatar(_AvatarBase):
         )
         self.mlp = small_mlp(levels * features + (3 if normal_input == "none" else 6), hidden)
 
-    def blend_weights(self, expression: torch.Tensor) -> torch.Tensor:
-        """Per-vertex blend weights (V, num_tables), non-negative and summing to one."""
+    def blend_weights(self, expression: torch.Tensor, pose: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-vertex blend weights (V, num_tables), non-negative and summing to one, of the expression
+        (E,) and, with ``pose_input``, the pose (3,)."""
         c = self.config
+        if c.pose_input:
+            if pose is None:
+                raise ValueError("this avatar's blend weights depend on the pose (pose_input): pass it")
+            expression = torch.cat([expression, pose.to(expression.dtype)])
         side = c.uv_size // 8
         uv_map = self.cnn(self.cnn_in(expression).view(1, c.cnn_width, side, side))  # (1, K, uv, uv)
         uv = template_uv(self.template)[None, None]  # (1, 1, V, 2)
@@ -452,7 +459,7 @@ class HashBlendshapeAvatar(_AvatarBase):
         the MLP reads."""
         self.check_inputs(expression, vertices)
         with stages("cnn"):
-            blend = self.blend_weights(expression)
+            blend = self.blend_weights(expression, pose)
         with stages("gather"):
             tables = blend_tables(self.tables, blend, backend)
         with stages("search"):

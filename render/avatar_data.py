@@ -5,7 +5,8 @@ The head is an ellipsoid-shaped icosphere (``trimesh``, 2562 vertices) with a no
 ``EXPRESSIONS`` names its 12 expression parameters: a jaw (a rotation of the lower face) and 11 smooth
 blendshapes (mouth corners, brows, eyelids, cheeks, lips). A head pose (yaw, pitch, roll) rotates it. The
 texture is a function of the template position (skin with pores, eyes, brows, lips, hair), shaded with a
-light fixed in the head frame, so expressions change the shading. ``rasterize`` is a deterministic
+light fixed in the head frame (``light="head"``: expressions change the shading) or in the world
+(``light="world"``: the head pose changes it too). ``rasterize`` is a deterministic
 vectorised z-buffer rasterizer in torch (perspective-correct barycentrics).
 
 ``make_head_dataset`` writes the open format the avatar trains on, which another face model (FLAME
@@ -286,8 +287,12 @@ def rasterize(
     return face.view(size, size), bc.view(size, size, 3), zbuf.view(size, size)
 
 
-def render_ground_truth(head: ProceduralHead, expr, pose, c2w, focal: float, size: int):
-    """The ground-truth frame: (image (H, W, 3) float in [0, 1] on white, mask (H, W) bool, vertices)."""
+LIGHTS = ("head", "world")
+
+
+def render_ground_truth(head: ProceduralHead, expr, pose, c2w, focal: float, size: int, light: str = "head"):
+    """The ground-truth frame: (image (H, W, 3) float in [0, 1] on white, mask (H, W) bool, vertices).
+    ``light``: the frame the light is fixed in, "head" (it turns with the head) or "world"."""
     verts = head.vertices(expr, pose)
     faces = torch.from_numpy(head.faces)
     face, bary, _ = rasterize(torch.from_numpy(verts), faces, torch.as_tensor(c2w), focal, size)
@@ -295,8 +300,8 @@ def render_ground_truth(head: ProceduralHead, expr, pose, c2w, focal: float, siz
     f = faces[face[mask]]
     b = bary[mask]
     dirs = (torch.from_numpy(head.directions)[f] * b[..., None]).sum(1).numpy()
-    unposed = torch.from_numpy(head.vertices(expr))
-    normals = vertex_normals(unposed, faces)[f]
+    shaded = torch.from_numpy(head.vertices(expr) if light == "head" else verts)
+    normals = vertex_normals(shaded, faces)[f]
     n = torch.nn.functional.normalize((normals * b[..., None]).sum(1), dim=-1).numpy()
     img = np.ones((size, size, 3), dtype=np.float32)
     img[mask.numpy()] = head.shade(_unit(dirs), n)
@@ -321,20 +326,25 @@ SPLITS = {  # name: (frames, expression scale, pose scale, camera yaw in degrees
 }
 
 
-def make_head_dataset(out: str | Path, size: int = 128, frames: int | None = None, seed: int = 0) -> Path:
-    """Render every split of the procedural head's monocular video into ``out`` (atomically)."""
+def make_head_dataset(
+    out: str | Path, size: int = 128, frames: int | None = None, seed: int = 0, light: str = "head"
+) -> Path:
+    """Render every split of the procedural head's monocular video into ``out`` (atomically), lit by a
+    light fixed in the ``light`` frame (see ``render_ground_truth``)."""
     import imageio.v3 as iio
     from tqdm.auto import tqdm
 
     if size < 16:
         raise GenkitError("--size must be at least 16")
+    if light not in LIGHTS:
+        raise GenkitError(f"--light must be one of {', '.join(LIGHTS)}, got {light!r}")
     head = ProceduralHead.build()
     focal = 1.35 * size
     out = Path(out)
     with atomic_dir(out) as tmp:
         np.save(tmp / "faces.npy", head.faces.astype(np.int64))
         np.save(tmp / "template.npy", head.template)
-        meta = {"size": size, "focal": focal, "expressions": EXPRESSIONS, "splits": {}}
+        meta = {"size": size, "focal": focal, "expressions": EXPRESSIONS, "light": light, "splits": {}}
         for split, (n, escale, pscale, yaw, s) in SPLITS.items():
             n = n if frames is None else max(2, frames if split == "train" else frames // 4)
             rng = np.random.default_rng(1000 * seed + s)
@@ -354,7 +364,7 @@ def make_head_dataset(out: str | Path, size: int = 128, frames: int | None = Non
             for i in tqdm(range(n), desc=f"render {split}", unit="frame"):
                 a = 0.0 if yaw is None else math.radians(yaw[i % 2]) * (1 if i % 4 < 2 else -1)
                 c2w = look_at((3.2 * math.sin(a), 0.0, 3.2 * math.cos(a)))
-                img, mask, verts = render_ground_truth(head, expr[i], pose[i], c2w, focal, size)
+                img, mask, verts = render_ground_truth(head, expr[i], pose[i], c2w, focal, size, light)
                 img8 = (img * 255).round().astype(np.uint8)
                 iio.imwrite(tmp / split / f"{i:04d}.png", img8)
                 for k, v in (("vertices", verts), ("c2w", c2w), ("images", img8), ("masks", mask)):

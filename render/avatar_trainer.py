@@ -54,6 +54,10 @@ class AvatarTrainConfig:
             "choices": list(HashBlendshapeAvatar.NORMAL_INPUTS),
         },
     )
+    pose_input: bool = field(
+        default=False,
+        metadata={"help": "--model avatar: its blend-weight CNN also reads the head pose (yaw, pitch, roll)"},
+    )
     max_train_steps: int = field(default=3000, metadata={"help": "optimizer steps"})
     rays_per_step: int = field(default=4096, metadata={"help": "rays per step"})
     frames_per_step: int = field(default=4, metadata={"help": "frames the rays are drawn from"})
@@ -94,7 +98,7 @@ class AvatarTrainConfig:
 
 
 def build_model(cfg: AvatarTrainConfig, data: HeadData):
-    extra = {"normal_input": cfg.normal_input} if cfg.model == "avatar" else {}
+    extra = {"normal_input": cfg.normal_input, "pose_input": cfg.pose_input} if cfg.model == "avatar" else {}
     model = MODELS[cfg.model](
         num_vertices=len(data.template),
         num_faces=len(data.faces),

@@ -14,6 +14,7 @@ from genkit.render.avatar import (
     NO_STAGES,
     HashBlendshapeAvatar,
     KNNIndex,
+    blend_tables,
     compile_field,
     corner_rows,
     first_neighbours,
@@ -117,6 +118,27 @@ def test_blend_weights_sum_to_one(head):
     assert w.is_contiguous()  # prepare's batched blend of the tables is slow on a strided one
     assert (w >= 0).all() and torch.allclose(w.sum(-1), torch.ones(len(w)), atol=1e-6)
     assert not torch.allclose(w, m.blend_weights(torch.zeros(len(EXPRESSIONS))))  # depends on the expression
+
+
+def test_pose_input_of_the_blend_weights(head):
+    """With ``pose_input`` the CNN reads (expression, pose) and the weights follow the pose; without it
+    (the default) the pose is ignored."""
+    e, pose, v = frame(head)
+    plain = small_model(head)
+    assert plain.cnn_in.in_features == len(EXPRESSIONS)
+    assert torch.equal(plain.blend_weights(e, pose), plain.blend_weights(e))
+    m = HashBlendshapeAvatar(num_vertices=len(head.template), num_faces=len(head.faces), pose_input=True)
+    m.set_mesh(torch.from_numpy(head.template), torch.from_numpy(head.faces).long())
+    assert m.cnn_in.in_features == len(EXPRESSIONS) + 3
+    w = m.blend_weights(e, pose)
+    assert (w >= 0).all() and torch.allclose(w.sum(-1), torch.ones(len(w)), atol=1e-6)
+    assert not torch.allclose(w, m.blend_weights(e, torch.zeros(3)), atol=1e-5)
+    nb = first_neighbours(m.faces, len(m.template))
+    with torch.no_grad():
+        state = m.prepare(e, pose, v, nb, backend="torch")
+    assert torch.allclose(state.tables, blend_tables(m.tables, w), atol=1e-6)
+    with pytest.raises(ValueError, match="pose"):
+        m.blend_weights(e)
 
 
 def test_normal_input_frames(head):
@@ -406,16 +428,18 @@ def test_broken_avatar_checkpoints_are_clear_errors(tmp_path):
             load_avatar(d)
 
 
-def test_checkpoint_from_before_the_normal_input_loads_as_none(head, tmp_path):
-    """An avatar saved before ``normal_input`` existed (no key in its config) keeps its 11-input MLP."""
+def test_checkpoint_from_before_the_input_options_loads_as_trained(head, tmp_path):
+    """An avatar saved before ``normal_input`` and ``pose_input`` existed (no keys in its config) keeps
+    its 11-input MLP and its expression-only CNN."""
     m = table_model(head, 4, (3, 7), "none")
     m.save_pretrained(tmp_path, safe_serialization=True)
     config = json.loads((tmp_path / "config.json").read_text())
-    del config["normal_input"]
+    del config["normal_input"], config["pose_input"]
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "avatar.json").write_text(json.dumps({"model": "avatar"}))
     loaded, _ = load_avatar(tmp_path)
     assert loaded.config.normal_input == "none" and loaded.mlp[0].in_features == 2 * 4 + 3
+    assert not loaded.config.pose_input and loaded.cnn_in.in_features == len(EXPRESSIONS)
     assert torch.equal(loaded.mlp[0].weight, m.mlp[0].weight)
 
 
@@ -448,6 +472,25 @@ def test_fifty_steps_lower_the_loss_and_resume(head_data, tmp_path):
         train_avatar(cfg)
 
 
+def test_light_fixed_in_the_world_follows_the_pose(head, tmp_path):
+    """``light="world"``: the same frame as "head" without pose; with pose the same mask and vertices but
+    other shading."""
+    from genkit.render.avatar_data import render_ground_truth
+
+    e, c2w = np.full(len(EXPRESSIONS), 0.3, dtype=np.float32), look_at((0, 0, 3.2))
+    for pose, same in ((np.zeros(3, np.float32), True), (np.array([0.3, 0.1, 0.0], np.float32), False)):
+        (a, ma, va), (b, mb, vb) = (
+            render_ground_truth(head, e, pose, c2w, 40.0, 32, light) for light in ("head", "world")
+        )
+        assert np.array_equal(ma, mb) and np.array_equal(va, vb)
+        assert np.allclose(a, b, atol=1e-6) == same
+        if not same:
+            assert np.abs(a - b)[ma].max() > 0.05
+    with pytest.raises(GenkitError, match="--light must be one of head, world"):
+        make_head_dataset(tmp_path / "x", size=32, frames=2, light="sun")
+    assert not (tmp_path / "x").exists()
+
+
 def test_shipped_avatar_renders_the_procedural_head():
     from genkit.cli.avatar import bundled_avatar
 
@@ -477,7 +520,9 @@ def test_shipped_avatar_renders_the_procedural_head():
 
 def test_cli_data_train_render(tmp_path, capsys, monkeypatch):
     data, run = tmp_path / "data", tmp_path / "run"
-    assert main(["avatar", "data", "--out", str(data), "--size", "24", "--frames", "4"]) == 0
+    argv = ["avatar", "data", "--out", str(data), "--size", "24", "--frames", "4", "--light", "world"]
+    assert main(argv) == 0
+    assert json.loads((data / "meta.json").read_text())["light"] == "world"
     assert (
         main(
             [
@@ -487,6 +532,7 @@ def test_cli_data_train_render(tmp_path, capsys, monkeypatch):
                 str(data),
                 "--out",
                 str(run),
+                "--pose-input",
                 "--max-train-steps",
                 "2",
                 "--rays-per-step",

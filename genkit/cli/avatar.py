@@ -96,7 +96,7 @@ def _data(ns) -> int:
 
     if ns.frames is not None and ns.frames < 2:
         raise GenkitError("--frames must be at least 2")
-    path = make_head_dataset(ns.out, ns.size, ns.frames, ns.seed)
+    path = make_head_dataset(ns.out, ns.size, ns.frames, ns.seed, ns.light)
     print(f"wrote {path} (meta.json, train/test npz and PNG frames)")
     return 0
 
@@ -202,6 +202,7 @@ def _render(ns) -> int:
 
 
 def register(sub) -> None:
+    from genkit.render.avatar_data import LIGHTS
     from genkit.render.avatar_trainer import AvatarTrainConfig
 
     p = sub.add_parser(
@@ -215,6 +216,13 @@ def register(sub) -> None:
         "--frames", type=int, default=None, help="training frames (default 240; test splits scale)"
     )
     d.add_argument("--seed", type=int, default=0, help="seed of the expression and pose trajectories")
+    d.add_argument(
+        "--light",
+        choices=LIGHTS,
+        default="head",
+        help="the frame the light is fixed in: 'head' (turns with the head) or 'world' (the pose changes "
+        "the shading too)",
+    )
     d.set_defaults(run=_data)
     t = what.add_parser("train", help="fit an avatar (or a baseline) to a head dataset")
     add_dataclass_args(t, AvatarTrainConfig)
