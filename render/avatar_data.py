@@ -392,6 +392,7 @@ class HeadData:
     template: torch.Tensor  # (V, 3)
     focal: float
     size: int
+    light: str | None = None  # meta.json's "light" (genkit's procedural head): the frame of its light
 
     def __len__(self) -> int:
         return len(self.expressions)
@@ -441,4 +442,5 @@ def _head_split(root: Path, path: Path) -> HeadData:
         torch.from_numpy(template).float(),
         float(meta["focal"]),
         size,
+        meta.get("light"),
     )

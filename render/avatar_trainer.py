@@ -47,11 +47,12 @@ class AvatarTrainConfig:
     )
     model: str = field(default="avatar", metadata={"help": "what to train", "choices": sorted(MODELS)})
     normal_input: str = field(
-        default="head",
+        default="auto",
         metadata={
             "help": "--model avatar: its MLP also reads the vertex normals in the head frame (light moving "
-            "with the head), the world frame (light fixed in the scene) or none (the paper's input)",
-            "choices": list(HashBlendshapeAvatar.NORMAL_INPUTS),
+            "with the head), the world frame (light fixed in the scene) or none (the paper's input); auto: "
+            "the frame of the light that genkit avatar data recorded in meta.json, else head",
+            "choices": ["auto", *HashBlendshapeAvatar.NORMAL_INPUTS],
         },
     )
     pose_input: bool = field(
@@ -91,14 +92,17 @@ class AvatarTrainConfig:
             raise GenkitError("steps, rays, frames, samples and checkpointing-steps must be positive")
         if self.thickness <= 0:
             raise GenkitError("--thickness must be positive")
-        if self.normal_input not in HashBlendshapeAvatar.NORMAL_INPUTS:
+        if self.normal_input not in ("auto", *HashBlendshapeAvatar.NORMAL_INPUTS):
             raise GenkitError(
-                f"--normal-input must be one of {', '.join(HashBlendshapeAvatar.NORMAL_INPUTS)}"
+                f"--normal-input must be auto or one of {', '.join(HashBlendshapeAvatar.NORMAL_INPUTS)}"
             )
 
 
 def build_model(cfg: AvatarTrainConfig, data: HeadData):
-    extra = {"normal_input": cfg.normal_input, "pose_input": cfg.pose_input} if cfg.model == "avatar" else {}
+    normal_input = cfg.normal_input
+    if normal_input == "auto":  # the light of genkit's procedural head, else the head frame
+        normal_input = data.light if data.light in HashBlendshapeAvatar.NORMAL_INPUTS else "head"
+    extra = {"normal_input": normal_input, "pose_input": cfg.pose_input} if cfg.model == "avatar" else {}
     model = MODELS[cfg.model](
         num_vertices=len(data.template),
         num_faces=len(data.faces),

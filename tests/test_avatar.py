@@ -545,6 +545,8 @@ def test_cli_data_train_render(tmp_path, capsys, monkeypatch):
         )
         == 0
     )
+    trained, _ = load_avatar(run)  # --normal-input auto: the frame of the light the data recorded
+    assert trained.config.normal_input == "world" and trained.config.pose_input
     out = tmp_path / "demo.gif"
     assert (
         main(
