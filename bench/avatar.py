@@ -64,7 +64,7 @@ RESULTS = Path(__file__).parent / "results" / "avatar.json"
 MODELS = ("avatar", "global_hash", "big_mlp")
 # what each trained entry is: (model, its options); the ablation is measured for quality only
 VARIANTS = {
-    "avatar": ("avatar", {"normal_input": "head"}),  # genkit avatar train's default
+    "avatar": ("avatar", {"normal_input": "head"}),  # what --normal-input auto picks on this head-lit data
     "global_hash": ("global_hash", {}),
     "big_mlp": ("big_mlp", {}),
     "avatar_no_normal": ("avatar", {"normal_input": "none"}),

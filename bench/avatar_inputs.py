@@ -34,13 +34,13 @@ RESULTS = Path(__file__).parent / "results" / "avatar_inputs.json"
 # light -> the avatar variants trained on it: name -> HashBlendshapeAvatar options
 VARIANTS = {
     "head": {
-        "normals_head": {"normal_input": "head"},  # genkit avatar train's default
+        "normals_head": {"normal_input": "head"},  # what --normal-input auto picks here
         "normals_head+pose": {"normal_input": "head", "pose_input": True},
     },
     "world": {
         "no_normals": {"normal_input": "none"},  # the paper's MLP input
         "normals_head": {"normal_input": "head"},
-        "normals_world": {"normal_input": "world"},
+        "normals_world": {"normal_input": "world"},  # what --normal-input auto picks here
         "normals_world+pose": {"normal_input": "world", "pose_input": True},
     },
 }
