@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/distill.py
 	$(BIN)/python bench/nerf.py
 	$(BIN)/python bench/avatar.py
+	$(BIN)/python bench/avatar_inputs.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .
