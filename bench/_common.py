@@ -25,6 +25,25 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+SIMD = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "asimd", "sve")
+
+
+def cpu_details() -> dict:
+    """What tells two processors of one marketing name apart (a VM may report just "AMD EPYC"): family,
+    model and stepping, and the vector extensions that dense products and numba loops use (Linux)."""
+    info: dict = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key in ("cpu family", "model", "stepping") and key not in info:
+                info[key] = value
+            elif key in ("flags", "Features") and "simd" not in info:
+                info["simd"] = [f for f in SIMD if f in value.split()]
+    except OSError:
+        pass
+    return info
+
+
 def machine(device: str) -> dict:
     info = {
         "device": device,
@@ -33,6 +52,7 @@ def machine(device: str) -> dict:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "cpu": cpu_model(),
+        "cpu_details": cpu_details(),
     }
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(device)
