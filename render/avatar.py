@@ -381,10 +381,10 @@ class HashBlendshapeAvatar(_AvatarBase):
     hashed above), blended per vertex by a UV-space CNN of the expression; ``k`` nearest vertices per
     sample within ``support`` (the local frame's scale). ``normal_input``: the frame of the vertex normals
     the MLP also reads, "head" (light that moves with the head: expression changes the shading, as in
-    the procedural head; ``genkit avatar train``'s default), "world" (light fixed in the scene: pose
-    changes it too) or "none" (the paper's MLP input: table features and local coordinates only; the
-    class default, so that a checkpoint saved before the option, whose config lacks it, loads as it was
-    trained). ``pose_input``: the CNN also reads the head pose (yaw, pitch, roll) after the expression,
+    the procedural head), "world" (light fixed in the scene: pose changes it too; ``genkit avatar train
+    --normal-input auto`` picks the one the data's light needs) or "none" (the paper's MLP input: table
+    features and local coordinates only; the class default, so that a checkpoint saved before the
+    option, whose config lacks it, loads as it was trained). ``pose_input``: the CNN also reads the head pose (yaw, pitch, roll) after the expression,
     so the blend weights may change with it (off by default, and for checkpoints from before it)."""
 
     NORMAL_INPUTS = ("head", "world", "none")
