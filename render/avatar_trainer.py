@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from genkit.metrics.image import psnr, ssim
 from genkit.render.avatar import MODELS, HashBlendshapeAvatar, render_frame, shell_samples
-from genkit.render.avatar_data import HeadData, load_head_split, rasterize
+from genkit.render.avatar_data import LIGHTS, HeadData, load_head_split, rasterize
 from genkit.training.loop import (
     TrainStep,
     make_accelerator,
@@ -101,7 +101,7 @@ class AvatarTrainConfig:
 def build_model(cfg: AvatarTrainConfig, data: HeadData):
     normal_input = cfg.normal_input
     if normal_input == "auto":  # the light of genkit's procedural head, else the head frame
-        normal_input = data.light if data.light in HashBlendshapeAvatar.NORMAL_INPUTS else "head"
+        normal_input = data.light if data.light in LIGHTS else "head"
     extra = {"normal_input": normal_input, "pose_input": cfg.pose_input} if cfg.model == "avatar" else {}
     model = MODELS[cfg.model](
         num_vertices=len(data.template),
@@ -153,7 +153,7 @@ def train_avatar(cfg: AvatarTrainConfig) -> Path:
         loss_rgb = loss_mask = 0.0
         per_frame = cfg.rays_per_step // cfg.frames_per_step
         chosen = rng.choice(len(data), cfg.frames_per_step, replace=len(data) < cfg.frames_per_step)
-        shells = []
+        frames = []  # (expression, pose, vertices, shell) of each chosen frame
         for f in chosen:
             pix = hits[f][torch.as_tensor(rng.integers(0, len(hits[f]), per_frame), device=depth.device)]
             shell = shell_samples(
@@ -168,13 +168,9 @@ def train_avatar(cfg: AvatarTrainConfig) -> Path:
                 depth[f],
                 gen,
             )
-            shells.append(shell)
-        frames = [
-            (data.expressions[f], data.pose[f], data.vertices[f], s)
-            for f, s in zip(chosen, shells, strict=True)
-        ]
+            frames.append((data.expressions[f], data.pose[f], data.vertices[f], shell))
         outputs = step_fn(render_frames, frames, index, neighbour)
-        for f, shell, (rgb, opacity) in zip(chosen, shells, outputs, strict=True):
+        for f, (*_, shell), (rgb, opacity) in zip(chosen, frames, outputs, strict=True):
             loss_rgb = loss_rgb + F.mse_loss(rgb, pixels[f, shell.pixels]) / cfg.frames_per_step
             loss_mask = loss_mask + ((1 - opacity) ** 2).mean() / cfg.frames_per_step
         reg = sum((p**2).mean() for p in tables) if tables else torch.zeros((), device=depth.device)

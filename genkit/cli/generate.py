@@ -155,10 +155,10 @@ def run(cfg: GenerateConfig) -> Path:
     from genkit.pipelines.fpdm import FPDMPipeline
     from genkit.pipelines.one_step import OneStepPipeline
 
-    resolve_model(cfg.model)  # a bad model or device fails before the output folder is made
-    resolve_device(cfg.device)
-    out = ensure_writable_dir(cfg.out)  # fail before any work if the folder is unusable
-    pipe = load_pipeline(cfg.model, cfg.scheduler, cfg.device)
+    # a bad model or device fails before the output folder is made, an unusable folder before any work
+    path, device = resolve_model(cfg.model), resolve_device(cfg.device)
+    out = ensure_writable_dir(cfg.out)
+    pipe = load_pipeline(str(path), cfg.scheduler, device)
     model = cfg.model or default_model()
     fpdm = isinstance(pipe, FPDMPipeline)
     steps = cfg.steps or 25
