@@ -31,7 +31,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Reproduce the shipped weights in genkit/assets (see README: about 45 minutes on 2 CPU cores).
+# Reproduce the shipped weights in genkit/assets (about 2.5 hours on 2 CPU cores; BENCHMARKS.md has each run).
 weights: $(STAMP)
 	$(BIN)/genkit train tokenizer --out runs/tokenizer
 	$(BIN)/genkit train vae --out runs/vae

@@ -44,20 +44,24 @@ import numpy as np
 import torch
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 
-from genkit.cli.avatar import bundled_avatar
+from genkit.loading import bundled_path
 from genkit.render.avatar import MODELS as MODEL_CLASSES
 from genkit.render.avatar import (
     NO_STAGES,
+    AvatarTrainConfig,
     KNNIndex,
     Stages,
-    blend_tables,
     compile_field,
     knn_brute,
+    load_avatar,
+    load_head_split,
+    make_head_dataset,
     render_frame,
+    render_split,
     shell_samples,
+    train_avatar,
 )
-from genkit.render.avatar_data import load_head_split, make_head_dataset
-from genkit.render.avatar_trainer import AvatarTrainConfig, load_avatar, render_split, train_avatar
+from genkit.render.avatar.model import blend_tables
 from genkit.utils import write_video
 
 RESULTS = Path(__file__).parent / "results" / "avatar.json"
@@ -286,7 +290,7 @@ def main(argv=None) -> int:
         )
 
     d = data["test_expr"]
-    shipped, _ = load_avatar(bundled_avatar())  # what genkit ships, on the same held-out frames
+    shipped, _ = load_avatar(bundled_path("avatar-head"))  # what genkit ships, on the same held-out frames
     psnr_shipped = float(np.mean(render_split(shipped, d, None, args.render_samples)[0]))
     print("  timing (eager, then compiled)", file=sys.stderr)
     # every model with render_frame's defaults (backend "auto": the numba shell and compositing, the

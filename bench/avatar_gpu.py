@@ -32,11 +32,16 @@ import torch
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 from avatar import MODELS, speed
 
-from genkit.cli.avatar import bundled_avatar
-from genkit.cli.generate import resolve_device
-from genkit.render.avatar import compile_field
-from genkit.render.avatar_data import load_head_split, make_head_dataset
-from genkit.render.avatar_trainer import AvatarTrainConfig, build_model, load_avatar, render_split
+from genkit.loading import bundled_path, resolve_device
+from genkit.render.avatar import (
+    AvatarTrainConfig,
+    compile_field,
+    load_avatar,
+    load_head_split,
+    make_head_dataset,
+    render_split,
+)
+from genkit.render.avatar.trainer import build_model
 from genkit.utils import GenkitError
 
 RESULTS = Path(__file__).parent / "results" / "avatar_gpu.json"
@@ -78,7 +83,7 @@ def main(argv=None) -> int:
     for name in MODELS:
         path = Path(args.runs) / name / "model"
         if name == "avatar" and not (path / "avatar.json").is_file():
-            path = Path(bundled_avatar())  # make weights-avatar: bench/avatar.py's avatar, bit for bit
+            path = bundled_path("avatar-head")  # make weights-avatar: bench/avatar.py's avatar, bit for bit
         trained[name] = str(path) if (path / "avatar.json").is_file() else False
         model = (
             load_avatar(path)[0]

@@ -28,7 +28,7 @@ import torch
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 from avatar import SPLITS, quality, train_or_reuse
 
-from genkit.render.avatar_data import load_head_split, make_head_dataset
+from genkit.render.avatar import load_head_split, make_head_dataset
 
 RESULTS = Path(__file__).parent / "results" / "avatar_inputs.json"
 # light -> the avatar variants trained on it: name -> HashBlendshapeAvatar options

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 
-from genkit.cli.generate import image_grid, load_pipeline, resolve_device, resolve_model
 from genkit.data.shapes import prompt_set
+from genkit.loading import load_pipeline, resolve_device, resolve_model
 from genkit.metrics.evaluate import generate_images, load_oracle, real_features, score_images
+from genkit.utils import image_grid
 
 RESULTS = Path(__file__).parent / "results" / "distill.json"
 GRID_PROMPTS = [

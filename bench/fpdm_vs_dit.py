@@ -39,8 +39,8 @@ import torch
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 from torch.utils.flop_counter import FlopCounterMode
 
-from genkit.cli.generate import load_pipeline, resolve_device
 from genkit.data.shapes import ShapesDataset, prompt_set
+from genkit.loading import load_pipeline, resolve_device
 from genkit.metrics.evaluate import generate_images, load_oracle, real_features, score_images
 from genkit.training.fpdm import FPDMTrainConfig, iteration_counts
 from genkit.training.memory import optimizer_bytes, saved_activation_bytes

@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 
 from genkit.metrics.image import psnr, ssim
-from genkit.render.datasets import camera_rays, load_scene
 from genkit.render.estimators import uniform_sampling
-from genkit.render.trainer import NerfTrainConfig, load_field, orbit_poses, render_image, train_nerf
+from genkit.render.geometry import camera_rays, orbit_poses
+from genkit.render.nerf import NerfTrainConfig, load_field, load_scene, render_image, train_nerf
 from genkit.render.volume import rendering
 from genkit.utils import write_video
 
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     views, uniform_views = (4, 2) if args.quick else (12, 4)
 
     t0 = time.perf_counter()
-    cfg = NerfTrainConfig(data=args.data, out=args.run, max_steps=steps, eval_views=0)
+    cfg = NerfTrainConfig(data=args.data, out=args.run, max_train_steps=steps, eval_views=0)
     train_nerf(cfg)
     report = json.loads((Path(args.run) / "report.json").read_text())
     field_, est, cfg = load_field(args.run)

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from _common import machine, write_result  # bench/ is on sys.path when run as a script
 
-from genkit.cli.generate import load_pipeline, resolve_device
 from genkit.data.shapes import ShapesDataset, prompt_set
+from genkit.loading import load_pipeline, resolve_device
 from genkit.metrics.evaluate import generate_images, load_oracle, real_features, score_images
 
 RESULTS = Path(__file__).parent / "results" / "text2img.json"

@@ -6,6 +6,9 @@ Level ``l`` has resolution ``N_l = floor(base_resolution * growth^l)`` with
 in the table are indexed densely (no collisions, a cheap win pure-torch ports skip); finer levels use
 Instant-NGP's spatial hash ``(x * 1) ^ (y * 2654435761) ^ (z * 805459861) mod T``. The output concatenates
 the levels' features: (N, levels * features_per_level).
+
+Also here, as the fields built on the grid use them: ``spherical_harmonics`` (the view-direction encoding)
+and ``trunc_exp`` (the density activation).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["HashGridEncoding", "PRIMES"]
+from genkit.render.backends import check_backend, use_triton
+
+__all__ = ["HashGridEncoding", "PRIMES", "spherical_harmonics", "trunc_exp"]
 
 PRIMES = (1, 2654435761, 805459861)
 _CORNERS = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])  # (8, 3) offsets
@@ -33,8 +38,7 @@ class HashGridEncoding(nn.Module):
         backend: str = "auto",
     ):
         super().__init__()
-        if backend not in ("torch", "triton", "auto"):
-            raise ValueError(f"backend must be 'torch', 'triton' or 'auto', got {backend!r}")
+        check_backend(backend, ("auto", "torch", "triton"))
         self.backend = backend
         if levels < 1 or features_per_level < 1 or log2_table_size < 1:
             raise ValueError("levels, features_per_level and log2_table_size must be positive")
@@ -61,19 +65,10 @@ class HashGridEncoding(nn.Module):
         h = corners[..., 0] * PRIMES[0] ^ corners[..., 1] * PRIMES[1] ^ corners[..., 2] * PRIMES[2]
         return h & (self.table_size - 1)
 
-    def use_triton(self, device) -> bool:
-        from genkit.render.kernels import triton_available, triton_usable
-
-        if self.backend == "triton":
-            if not triton_available():
-                raise RuntimeError("backend='triton' needs the triton package (pip install triton)")
-            return True
-        return self.backend == "auto" and torch.device(device).type == "cuda" and triton_usable(device)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (N, 3) in [0, 1] -> features (N, levels * features_per_level). With the Triton backend,
         gradients reach the tables only."""
-        if self.use_triton(x.device):
+        if use_triton(x.device, self.backend):
             from genkit.render.kernels.triton_hashgrid import hashgrid_triton
 
             return hashgrid_triton(x, self.tables, self._res, self._dense).to(self.tables.dtype)
@@ -98,3 +93,49 @@ class HashGridEncoding(nn.Module):
             feats = tables[lvl][idx]  # (N, 8, F)
             out.append((w[..., None] * feats).sum(1))
         return torch.cat(out, dim=-1)
+
+
+class _TruncExp(torch.autograd.Function):
+    """exp with its gradient computed at min(x, 15), as Instant-NGP does, so that large densities early
+    in training do not blow up the update."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.exp(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * torch.exp(x.clamp(max=15))
+
+
+def trunc_exp(x: torch.Tensor) -> torch.Tensor:
+    return _TruncExp.apply(x)
+
+
+def spherical_harmonics(d: torch.Tensor) -> torch.Tensor:
+    """Real spherical harmonics of degrees 0-3 of unit directions (N, 3) -> (N, 16)."""
+    x, y, z = d.unbind(-1)
+    xx, yy, zz = x * x, y * y, z * z
+    return torch.stack(
+        [
+            torch.full_like(x, 0.28209479177387814),
+            -0.48860251190291987 * y,
+            0.48860251190291987 * z,
+            -0.48860251190291987 * x,
+            1.0925484305920792 * x * y,
+            -1.0925484305920792 * y * z,
+            0.94617469575755997 * zz - 0.31539156525251999,
+            -1.0925484305920792 * x * z,
+            0.54627421529603959 * (xx - yy),
+            0.59004358992664352 * y * (-3 * xx + yy),
+            2.8906114426405538 * x * y * z,
+            0.45704579946446572 * y * (1 - 5 * zz),
+            0.3731763325901154 * z * (5 * zz - 3),
+            0.45704579946446572 * x * (1 - 5 * zz),
+            1.4453057213202769 * z * (xx - yy),
+            0.59004358992664352 * x * (-xx + 3 * yy),
+        ],
+        dim=-1,
+    )

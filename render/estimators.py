@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from genkit.render.backends import check_backend, use_triton
 from genkit.render.volume import render_weight_from_density
 
 __all__ = ["OccGridEstimator", "ray_aabb_intersect", "uniform_sampling"]
@@ -90,8 +91,7 @@ def uniform_sampling(
 class OccGridEstimator(nn.Module):
     def __init__(self, roi_aabb, resolution: int = 128, levels: int = 1, backend: str = "auto"):
         super().__init__()
-        if backend not in ("torch", "triton", "auto"):
-            raise ValueError(f"backend must be 'torch', 'triton' or 'auto', got {backend!r}")
+        check_backend(backend, ("auto", "torch", "triton"))
         self.backend = backend
         if resolution < 1 or levels < 1:
             raise ValueError("resolution and levels must be positive")
@@ -130,20 +130,9 @@ class OccGridEstimator(nn.Module):
         return self.binaries.view(self.levels, -1)[lv, idx] & inside
 
     def use_triton(self, device, cone_angle: float = 0.0) -> bool:
-        """The Triton march serves single-level grids with constant steps; 'auto' uses it on CUDA."""
-        from genkit.render.kernels import triton_available, triton_usable
-
-        supported = self.levels == 1 and cone_angle <= 0
-        if self.backend == "triton":
-            if not triton_available():
-                raise RuntimeError("backend='triton' needs the triton package (pip install triton)")
-            return supported
-        return (
-            self.backend == "auto"
-            and supported
-            and torch.device(device).type == "cuda"
-            and triton_usable(device)
-        )
+        """Whether the Triton march runs (``genkit.render.backends.use_triton``): it serves single-level grids
+        with constant steps; elsewhere the torch march runs whatever the backend."""
+        return use_triton(device, self.backend) and self.levels == 1 and cone_angle <= 0
 
     # -- sampling -------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -20,9 +20,10 @@ def extract_mesh(
     resolution: int = 128,
     threshold: float = 10.0,
     chunk: int = 65536,
+    device: str | torch.device = "cpu",
 ):
-    """The ``threshold`` level set of ``density_fn`` (world points (N, 3) -> (N,)) inside ``aabb`` as a
-    ``trimesh.Trimesh`` in world coordinates. Raises GenkitError if the level set is empty."""
+    """The ``threshold`` level set of ``density_fn`` (world points (N, 3) on ``device`` -> (N,)) inside
+    ``aabb`` as a ``trimesh.Trimesh`` in world coordinates. Raises GenkitError if the level set is empty."""
     import trimesh
     from skimage.measure import marching_cubes
 
@@ -32,7 +33,10 @@ def extract_mesh(
     axes = [torch.linspace(float(a[i]), float(a[i + 3]), resolution) for i in range(3)]
     pts = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     dens = torch.cat(
-        [density_fn(pts[i : i + chunk]).reshape(-1).float().cpu() for i in range(0, len(pts), chunk)]
+        [
+            density_fn(pts[i : i + chunk].to(device)).reshape(-1).float().cpu()
+            for i in range(0, len(pts), chunk)
+        ]
     )
     vol = dens.reshape(resolution, resolution, resolution).numpy()
     if not np.isfinite(vol).all():

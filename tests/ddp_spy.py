@@ -48,12 +48,12 @@ TRAINERS = {
         dict(channels=8, batch_size=2, num_train_images=8),
     ),
     "nerf": (
-        "genkit.render.trainer",
+        "genkit.render.nerf.trainer",
         "train_nerf",
         "NerfTrainConfig",
         dict(
             data=data,
-            rays_per_batch=64,
+            rays_per_step=64,
             levels=2,
             max_resolution=32,
             grid_resolution=16,
@@ -61,7 +61,7 @@ TRAINERS = {
         ),
     ),
     "avatar": (
-        "genkit.render.avatar_trainer",
+        "genkit.render.avatar.trainer",
         "train_avatar",
         "AvatarTrainConfig",
         dict(data=data, rays_per_step=64, frames_per_step=1, eval_frames=0),
@@ -104,6 +104,9 @@ TRAINERS = {
 torch.set_num_threads(1)
 name, train, config, settings = TRAINERS[trainer]
 module = importlib.import_module(name)
-module.save_checkpoint = spy(loop.save_checkpoint)
-steps = {"max_steps": 2} if trainer == "nerf" else {"max_train_steps": 2}
-getattr(module, train)(getattr(module, config)(out=str(out), checkpointing_steps=1, **{**steps, **settings}))
+# the module whose loop saves the checkpoints: the trainer's own, or distillation's shared loop
+saver = importlib.import_module("genkit.distill.loop") if trainer in ("dmd", "vsd") else module
+saver.save_checkpoint = spy(loop.save_checkpoint)
+getattr(module, train)(
+    getattr(module, config)(out=str(out), checkpointing_steps=1, max_train_steps=2, **settings)
+)

@@ -8,31 +8,29 @@ import pytest
 import torch
 
 from genkit.cli import main
+from genkit.loading import bundled_path
 from genkit.metrics.image import psnr
 from genkit.render.avatar import (
+    EXPRESSIONS,
     MODELS,
     NO_STAGES,
+    AvatarTrainConfig,
     HashBlendshapeAvatar,
     KNNIndex,
-    blend_tables,
+    ProceduralHead,
     compile_field,
-    corner_rows,
-    first_neighbours,
     knn_brute,
+    load_avatar,
+    load_head_split,
+    make_head_dataset,
     render_frame,
     shell_samples,
+    train_avatar,
 )
-from genkit.render.avatar_data import (
-    EXPRESSIONS,
-    ProceduralHead,
-    load_head_split,
-    look_at,
-    make_head_dataset,
-    rasterize,
-    vertex_normals,
-)
-from genkit.render.avatar_trainer import AvatarTrainConfig, load_avatar, train_avatar
+from genkit.render.avatar.model import blend_tables, corner_rows, first_neighbours
 from genkit.render.encodings import PRIMES
+from genkit.render.geometry import look_at, vertex_normals
+from genkit.render.raster import rasterize
 from genkit.utils import GenkitError
 
 
@@ -385,7 +383,7 @@ def test_bad_inputs_rejected(head, head_data, tmp_path):
 
 
 def test_unreadable_expression_files_are_clear_errors(tmp_path):
-    from genkit.cli.avatar import read_expressions
+    from genkit.render.avatar import read_expressions
 
     writers = {
         "objects.npy": lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True),
@@ -414,7 +412,6 @@ def test_unreadable_expression_files_are_clear_errors(tmp_path):
 def test_broken_avatar_checkpoints_are_clear_errors(tmp_path):
     import shutil
 
-    from genkit.cli.avatar import bundled_avatar
 
     for name, damage in (
         ("weights", lambda d: (d / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 100)),
@@ -422,7 +419,7 @@ def test_broken_avatar_checkpoints_are_clear_errors(tmp_path):
         ("meta", lambda d: (d / "avatar.json").write_text("{")),
     ):
         d = tmp_path / name
-        shutil.copytree(bundled_avatar(), d)
+        shutil.copytree(bundled_path("avatar-head"), d)
         damage(d)
         with pytest.raises(GenkitError, match="could not load the avatar from"):
             load_avatar(d)
@@ -475,7 +472,7 @@ def test_fifty_steps_lower_the_loss_and_resume(head_data, tmp_path):
 def test_light_fixed_in_the_world_follows_the_pose(head, tmp_path):
     """``light="world"``: the same frame as "head" without pose; with pose the same mask and vertices but
     other shading."""
-    from genkit.render.avatar_data import render_ground_truth
+    from genkit.render.avatar import render_ground_truth
 
     e, c2w = np.full(len(EXPRESSIONS), 0.3, dtype=np.float32), look_at((0, 0, 3.2))
     for pose, same in ((np.zeros(3, np.float32), True), (np.array([0.3, 0.1, 0.0], np.float32), False)):
@@ -492,12 +489,11 @@ def test_light_fixed_in_the_world_follows_the_pose(head, tmp_path):
 
 
 def test_shipped_avatar_renders_the_procedural_head():
-    from genkit.cli.avatar import bundled_avatar
 
-    model, meta = load_avatar(bundled_avatar())
+    model, meta = load_avatar(bundled_path("avatar-head"))
     head = ProceduralHead.build()
     assert model.config.num_vertices == len(head.template)
-    from genkit.render.avatar_data import render_ground_truth
+    from genkit.render.avatar import render_ground_truth
 
     e = np.full(len(EXPRESSIONS), 0.3, dtype=np.float32)
     pose = np.zeros(3, dtype=np.float32)
@@ -626,7 +622,7 @@ def _own_mesh_dataset(root, size=32, frames=(6, 2)):
     162-vertex ellipsoid with 5 smooth blendshapes (not the procedural head) and vertex colours."""
     import trimesh
 
-    from genkit.render.avatar_data import euler, rasterize
+    from genkit.render.geometry import euler
 
     sphere = trimesh.creation.icosphere(subdivisions=2)
     template = (sphere.vertices * [0.8, 1.0, 0.9]).astype(np.float32)

@@ -66,7 +66,7 @@ def test_diffusers_loads_bundled_model_and_draws_the_prompts():
 
 
 def test_bundled_one_step_students_draw_the_prompts_in_one_step():
-    from genkit.pipelines import load_pipeline
+    from genkit.loading import load_pipeline
 
     prompts = PROMPTS
     for name in ("student-shapes", "student-vsd-shapes"):

@@ -11,9 +11,9 @@ from dummies import dummy_pipeline
 from safetensors.torch import load_file
 
 from genkit.cli import main
+from genkit.distill import DistillConfig, Teacher
 from genkit.distill import dmd as dmd_module
 from genkit.distill.dmd import train_dmd
-from genkit.distill.teacher import DistillConfig, Teacher
 from genkit.pipelines.one_step import OneStepPipeline, load_one_step, student_timesteps
 from genkit.pipelines.one_step.pipeline_one_step import student_scheduler
 from genkit.utils import GenkitError

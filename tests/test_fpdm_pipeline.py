@@ -5,8 +5,8 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler
 
+from genkit.loading import load_pipeline
 from genkit.models.transformer_fpdm import FPDMTransformer2DModel
-from genkit.pipelines import load_pipeline
 from genkit.pipelines.fpdm import FPDMPipeline, allocate_iterations
 from tests.dummies import dummy_components, randomize_zero_init
 

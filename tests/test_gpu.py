@@ -40,10 +40,9 @@ def test_bundled_fpdm_on_cuda_matches_cpu_and_counts_the_same():
 def test_shipped_avatar_on_cuda_matches_cpu():
     """The GPU path (torch search, Triton table lookups, torch rasterizer and compositing) renders the
     shipped avatar as the CPU's numba path does."""
-    from genkit.cli.avatar import bundled_avatar
-    from genkit.render.avatar import render_frame
-    from genkit.render.avatar_data import EXPRESSIONS, ProceduralHead, look_at
-    from genkit.render.avatar_trainer import load_avatar
+    from genkit.loading import bundled_path
+    from genkit.render.avatar import EXPRESSIONS, ProceduralHead, load_avatar, render_frame
+    from genkit.render.geometry import look_at
 
     head = ProceduralHead.build()
     e = torch.full((len(EXPRESSIONS),), 0.3)
@@ -52,7 +51,7 @@ def test_shipped_avatar_on_cuda_matches_cpu():
     c2w = torch.from_numpy(look_at((0.0, 0.0, 3.2)))
     out = {}
     for device, backend in (("cpu", "auto"), ("cuda", "auto"), ("cuda", "torch")):
-        model = load_avatar(bundled_avatar())[0].to(device)
+        model = load_avatar(bundled_path("avatar-head"))[0].to(device)
         index, nb = model.mesh_index()
         args = (e, pose, v, c2w)
         img, _ = render_frame(

@@ -15,7 +15,7 @@ from dummies import dummy_pipeline
 from test_render_datasets import write_scene
 
 from genkit.assets import bundled_models
-from genkit.render.avatar_data import make_head_dataset
+from genkit.render.avatar import make_head_dataset
 
 SPY = Path(__file__).parent / "ddp_spy.py"
 

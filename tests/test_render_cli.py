@@ -25,7 +25,7 @@ def test_train_resume_and_render(tmp_path, capsys):
         str(scene),
         "--out",
         str(run),
-        "--rays-per-batch",
+        "--rays-per-step",
         "64",
         "--grid-resolution",
         "8",
@@ -40,10 +40,10 @@ def test_train_resume_and_render(tmp_path, capsys):
         "--aabb-size",
         "1.0",
     ]
-    assert main([*args, "--max-steps", "4"]) == 0
+    assert main([*args, "--max-train-steps", "4"]) == 0
     report = json.loads((run / "report.json").read_text())
     assert 0 < report["test_psnr"] < 60 and report["curve"]
-    assert main([*args, "--max-steps", "5"]) == 0
+    assert main([*args, "--max-train-steps", "5"]) == 0
     assert "resumed from" in capsys.readouterr().out
     out = tmp_path / "turntable.gif"
     assert (
@@ -70,7 +70,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
 
 
 def test_empty_cells_penalty_clears_the_density_the_grid_skips(tmp_path):
-    from genkit.render.trainer import NerfTrainConfig, load_field, train_nerf
+    from genkit.render.nerf import NerfTrainConfig, load_field, train_nerf
 
     scene = tiny_scene(tmp_path / "scene")
     density = {}
@@ -78,8 +78,8 @@ def test_empty_cells_penalty_clears_the_density_the_grid_skips(tmp_path):
         cfg = NerfTrainConfig(
             data=str(scene),
             out=str(tmp_path / f"run{weight}"),
-            max_steps=12,
-            rays_per_batch=64,
+            max_train_steps=12,
+            rays_per_step=64,
             grid_resolution=8,
             grid_warmup_steps=2,
             log2_table_size=10,

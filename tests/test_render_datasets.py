@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from genkit.render.datasets import camera_rays, load_scene
+from genkit.render.geometry import camera_rays
+from genkit.render.nerf.datasets import load_scene
 from genkit.utils import GenkitError
 
 LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "lego_100"

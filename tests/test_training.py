@@ -170,7 +170,7 @@ def test_extra_states_are_safetensors_and_resume_exactly(tmp_path):
 
 
 def test_resume_refuses_a_pickled_state(tmp_path):
-    """A checkpoint of the earlier layout (an EMA in accelerate's custom_checkpoint_0.pkl, which accelerate
+    """A checkpoint that keeps a state as a pickle (an EMA in accelerate's custom_checkpoint_0.pkl, which accelerate
     unpickles in full) is refused with a clear error, and nothing in it runs."""
     from genkit.training.loop import resume, save_checkpoint
 

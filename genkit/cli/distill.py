@@ -12,21 +12,17 @@ from __future__ import annotations
 from genkit.cli._args import add_dataclass_args, from_args
 
 
-def _run(ns) -> int:
-    from genkit.distill.dmd import train_dmd
-    from genkit.distill.teacher import DistillConfig
-    from genkit.distill.vsd import train_vsd
+def _cli(ns) -> int:
+    from genkit.distill import DistillConfig, run_distillation
 
-    cfg = from_args(DistillConfig, ns)
-    path = (train_dmd if ns.method == "dmd" else train_vsd)(cfg)
+    path = run_distillation(from_args(DistillConfig, ns))
     print(f"wrote the student pipeline to {path} (genkit generate --model {path} ...)")
     return 0
 
 
 def register(sub) -> None:
-    from genkit.distill.teacher import DistillConfig
+    from genkit.distill.config import DistillConfig
 
     p = sub.add_parser("distill", help="distil a teacher into a one/few-step student", description=__doc__)
-    p.add_argument("--method", choices=["dmd", "vsd"], default="dmd", help="DMD2 or VSD (default: dmd)")
     add_dataclass_args(p, DistillConfig)
-    p.set_defaults(run=_run)
+    p.set_defaults(run=_cli)

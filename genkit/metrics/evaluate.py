@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +20,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genkit.data.shapes import COLORS, POSITIONS, SHAPES, SIZES, ShapesDataset, parse_caption
+from genkit.data.shapes import COLORS, POSITIONS, SHAPES, SIZES, ShapesDataset, parse_caption, prompt_set
 from genkit.metrics.classifier import ShapesClassifier
 from genkit.metrics.scores import diversity, frechet_distance, precision_recall, prompt_accuracy
-from genkit.utils import GenkitError, reading
+from genkit.utils import GenkitError, atomic_file, output_file, reading
 
 
 def load_oracle(path: str | None = None, device: str | torch.device = "cpu") -> ShapesClassifier:
     """The shapes oracle: the bundled one, or a folder written by ``genkit train classifier``."""
     if path is None:
-        from genkit.assets import bundled_models
+        from genkit.loading import bundled_path
 
-        path = bundled_models()["shapes-oracle"]["path"]
+        path = str(bundled_path("shapes-oracle"))
     with reading(f"could not load the oracle classifier from {path!r}", (Exception,)):  # a bad path
         return ShapesClassifier.from_pretrained(path).to(device).eval()
 
@@ -134,3 +135,77 @@ def load_image_folder(folder: str | Path) -> tuple[torch.Tensor, list[str]]:
     if len(sizes) != 1:
         raise GenkitError(f"images in {str(folder)!r} have different sizes: {sorted(sizes)}")
     return torch.stack(images), prompts
+
+
+@dataclass
+class EvalConfig:
+    model: str | None = field(
+        default=None, metadata={"help": "bundled model name or diffusers folder to generate from"}
+    )
+    images: str | None = field(
+        default=None, metadata={"help": "folder of images with metadata.jsonl (e.g. from genkit generate)"}
+    )
+    split: str = field(
+        default="both", metadata={"help": "prompt set for --model", "choices": ["train", "heldout", "both"]}
+    )
+    num_images: int = field(default=4, metadata={"help": "images per prompt (seeds seed..seed+n-1)"})
+    steps: int = field(default=25, metadata={"help": "denoising steps"})
+    scheduler: str = field(
+        default="dpm", metadata={"help": "diffusers scheduler", "choices": ["ddim", "dpm", "euler"]}
+    )
+    guidance: float = field(default=4.0, metadata={"help": "classifier-free guidance scale"})
+    seed: int = field(default=0, metadata={"help": "first seed"})
+    oracle: str | None = field(default=None, metadata={"help": "oracle classifier folder (default: bundled)"})
+    num_real: int = field(
+        default=2000, metadata={"help": "real images per split for FD / precision / recall"}
+    )
+    device: str = field(default="auto", metadata={"help": "'auto', 'cpu', 'cuda', ..."})
+    out: str | None = field(default=None, metadata={"help": "also write the results to this JSON file"})
+
+    def __post_init__(self):
+        if (self.model is None) == (self.images is None):
+            raise GenkitError("give exactly one of --model or --images")
+        if self.steps <= 0 or self.num_images <= 0 or self.num_real <= 1:
+            raise GenkitError("--steps and --num-images must be positive, --num-real at least 2")
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, dict]:
+    """Score ``cfg.model`` (generated for every prompt of the split) or ``cfg.images``; results per split,
+    also written to ``cfg.out`` as JSON when given."""
+    from genkit.loading import load_pipeline, resolve_device
+
+    out = output_file(cfg.out) if cfg.out else None  # checked before the work
+    device = resolve_device(cfg.device)
+    oracle = load_oracle(cfg.oracle, device)
+    results: dict[str, dict] = {}
+    if cfg.images is not None:
+        images, prompts = load_image_folder(cfg.images)
+        try:
+            heldout = [parse_caption(p).heldout for p in prompts]
+        except ValueError as e:
+            raise GenkitError(str(e)) from None
+        split = "all" if len(set(heldout)) > 1 else ("heldout" if heldout[0] else "train")
+        results[split] = score_images(images, prompts, oracle, real_features(oracle, split, cfg.num_real))
+    else:
+        pipe = load_pipeline(cfg.model, cfg.scheduler, device)
+        for split in ["train", "heldout"] if cfg.split == "both" else [cfg.split]:
+            images, prompts, secs = generate_images(
+                pipe, prompt_set(split), cfg.num_images, cfg.steps, cfg.guidance, cfg.seed
+            )
+            r = score_images(images, prompts, oracle, real_features(oracle, split, cfg.num_real))
+            r["images_per_second"] = len(prompts) / secs
+            results[split] = r
+    if out is not None:
+        with atomic_file(out) as tmp:
+            tmp.write_text(json.dumps({"config": vars(cfg), "results": results}, indent=2) + "\n")
+    return results
+
+
+COLUMNS = ("prompt_accuracy", "fd", "precision", "recall", "diversity")
+
+
+def results_table(results: dict[str, dict]) -> str:
+    """``evaluate``'s results as a text table, one row per split."""
+    lines = [f"{'split':<10}" + "".join(f"{k:>18}" for k in COLUMNS)]
+    lines += [f"{split:<10}" + "".join(f"{r[k]:>18.4f}" for k in COLUMNS) for split, r in results.items()]
+    return "\n".join(lines)

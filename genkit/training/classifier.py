@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from genkit.data.shapes import shapes_stream
 from genkit.metrics.classifier import HEADS, ShapesClassifier
 from genkit.training.loop import (
+    device_field,
     make_accelerator,
     progress,
     resume,
@@ -39,6 +40,7 @@ class ClassifierTrainConfig:
         default=200, metadata={"help": "save a resumable checkpoint every N steps"}
     )
     save_dtype: str = save_dtype_field()
+    device: str = device_field()
 
     def __post_init__(self):
         if self.max_train_steps <= 0 or self.batch_size <= 0 or self.checkpointing_steps <= 0:
@@ -57,7 +59,7 @@ def degrade(x: torch.Tensor) -> torch.Tensor:
 
 def train_classifier(cfg: ClassifierTrainConfig) -> Path:
     out = Path(cfg.out)
-    accelerator = make_accelerator(out, cfg.seed)
+    accelerator = make_accelerator(out, cfg.seed, device=cfg.device)
     model = ShapesClassifier(resolution=cfg.resolution)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=1e-4)
     lr_sched = torch.optim.lr_scheduler.OneCycleLR(

@@ -26,6 +26,7 @@ from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 
+from genkit.loading import load_pipeline
 from genkit.models.presets import SCHEDULER_CONFIG
 from genkit.models.text import tokenize
 from genkit.models.transformer_dit import TextDiT2DModel
@@ -105,11 +106,9 @@ def build_model(cfg: FPDMTrainConfig, latent_channels: int, latent_side: int, te
 
 
 def train_fpdm(cfg: FPDMTrainConfig) -> Path:
-    from genkit.cli.generate import load_pipeline  # resolves bundled names and folders, with clear errors
-
     out = Path(cfg.out)
     base = load_pipeline(cfg.base, scheduler=None, device="cpu")
-    accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision)
+    accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision, cfg.device)
     device = accelerator.device
     vae = base.vae.to(device).eval().requires_grad_(False)
     text_encoder = base.text_encoder.to(device).eval().requires_grad_(False)

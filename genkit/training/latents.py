@@ -13,7 +13,7 @@ from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from genkit.data.shapes import ShapesDataset
-from genkit.training.loop import save_dtype, save_dtype_field
+from genkit.training.loop import device_field, save_dtype, save_dtype_field
 from genkit.utils import GenkitError, atomic_dir
 
 
@@ -40,6 +40,7 @@ class LatentTrainConfig:
         default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]}
     )
     save_dtype: str = save_dtype_field("pipeline")
+    device: str = device_field()
 
     def __post_init__(self):
         if min(self.max_train_steps, self.batch_size, self.checkpointing_steps, self.num_train_images) <= 0:

@@ -27,6 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from genkit.loading import resolve_device
 from genkit.utils import GenkitError, ensure_writable_dir
 
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
@@ -48,11 +49,19 @@ class TrainStep(torch.nn.Module):
         return fn(self.model, *args, **kwargs)
 
 
-def make_accelerator(out_dir: str | Path, seed: int, mixed_precision: str = "no") -> Accelerator:
-    """The run's accelerator, after checking that the run folder ``out_dir`` can be made and written
-    (GenkitError before any training otherwise)."""
+def make_accelerator(
+    out_dir: str | Path, seed: int, mixed_precision: str = "no", device: str = "auto"
+) -> Accelerator:
+    """The run's accelerator, after checking that the run folder ``out_dir`` can be made and written and
+    that ``device`` exists (GenkitError before any training otherwise). ``device``: "auto" (accelerate's
+    choice: the GPU of each process under ``accelerate launch``, else CUDA if torch sees it, else the CPU),
+    "cpu", or a CUDA device for a single-process run."""
     out = ensure_writable_dir(out_dir)
+    device = resolve_device(device) if device != "auto" else device
+    if device not in ("auto", "cpu") and torch.device(device).index is not None:
+        torch.cuda.set_device(device)
     accelerator = Accelerator(
+        cpu=device == "cpu",
         mixed_precision=mixed_precision,
         # genkit's schedules count optimizer steps (cosine to max_train_steps, milestones...); accelerate's
         # default steps a prepared scheduler once per process at every optimizer step, which with N
@@ -114,8 +123,8 @@ def resume(accelerator: Accelerator, out_dir: str | Path, states: dict[str, Any]
     if path is not None:
         if pickled := sorted(p.name for p in path.glob("custom_checkpoint_*.pkl")):
             raise GenkitError(
-                f"cannot resume from {path}: it keeps state as a pickle ({', '.join(pickled)}; genkit before "
-                f"its states went to safetensors), which genkit does not load; use a new --out or delete "
+                f"cannot resume from {path}: it keeps state as a pickle ({', '.join(pickled)}), which genkit "
+                f"does not load; use a new --out or delete "
                 f"{Path(out_dir) / 'checkpoints'}"
             )
         try:
@@ -184,3 +193,13 @@ def save_dtype(name: str) -> torch.dtype:
 def save_dtype_field(what: str = "model"):
     """The ``save_dtype`` field (``--save-dtype fp32|fp16``) of a training config."""
     return field(default="fp32", metadata={"help": f"dtype of the saved {what}", "choices": ["fp32", "fp16"]})
+
+
+def device_field():
+    """The ``device`` field (``--device auto|cpu|cuda|cuda:N``) of a training config."""
+    return field(
+        default="auto",
+        metadata={
+            "help": "'auto' (CUDA if available; each process's GPU under accelerate launch), 'cpu', 'cuda:1'"
+        },
+    )

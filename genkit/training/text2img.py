@@ -60,7 +60,7 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
     for p, what in ((cfg.vae, "VAE"), (cfg.tokenizer, "tokenizer")):
         if not Path(p).is_dir():
             raise GenkitError(f"{what} folder {p!r} not found (train it first, see README)")
-    accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision)
+    accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision, cfg.device)
     device = accelerator.device
 
     # --- components --------------------------------------------------------------------------------

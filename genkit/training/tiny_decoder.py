@@ -17,9 +17,11 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, AutoencoderTiny
 
+from genkit.loading import resolve_model
 from genkit.training.latents import LatentCache
 from genkit.training.loop import (
     TrainStep,
+    device_field,
     make_accelerator,
     progress,
     resume,
@@ -47,6 +49,7 @@ class TinyDecoderTrainConfig:
         default=500, metadata={"help": "save a resumable checkpoint every N steps"}
     )
     save_dtype: str = save_dtype_field()
+    device: str = device_field()
 
     def __post_init__(self):
         if (
@@ -65,10 +68,8 @@ class TinyDecoderTrainConfig:
 
 
 def train_tiny_decoder(cfg: TinyDecoderTrainConfig) -> Path:
-    from genkit.cli.generate import resolve_model
-
     out = Path(cfg.out)
-    accelerator = make_accelerator(out, cfg.seed)
+    accelerator = make_accelerator(out, cfg.seed, device=cfg.device)
     device = accelerator.device
     vae = AutoencoderKL.from_pretrained(resolve_model(cfg.vae_from), subfolder="vae").to(device).eval()
     vae.requires_grad_(False)

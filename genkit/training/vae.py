@@ -19,6 +19,7 @@ from genkit.data.shapes import shapes_stream
 from genkit.models.presets import VAE_PRESETS
 from genkit.training.loop import (
     TrainStep,
+    device_field,
     make_accelerator,
     progress,
     resume,
@@ -49,6 +50,7 @@ class VAETrainConfig:
         default="no", metadata={"help": "accelerate mixed precision", "choices": ["no", "fp16", "bf16"]}
     )
     save_dtype: str = save_dtype_field()
+    device: str = device_field()
 
     def __post_init__(self):
         if self.max_train_steps <= 0 or self.batch_size <= 0 or self.checkpointing_steps <= 0:
@@ -63,7 +65,7 @@ def autoencode(vae: AutoencoderKL, x: torch.Tensor) -> tuple[torch.Tensor, torch
 
 def train_vae(cfg: VAETrainConfig) -> Path:
     out = Path(cfg.out)
-    accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision)
+    accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision, cfg.device)
     vae = AutoencoderKL(**{**VAE_PRESETS[cfg.preset], "sample_size": cfg.resolution})
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
     lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(

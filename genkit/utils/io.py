@@ -99,3 +99,17 @@ def write_video(path: str | os.PathLike, frames, fps: int) -> Path:
         else:
             iio.imwrite(tmp, np.stack(frames), extension=".mp4", fps=fps)
     return path
+
+
+def image_grid(images, rows: int, scale: int):
+    """(N, H, W, 3) uint8 -> one (rows*H, cols*W, 3) grid with 2-pixel gutters, upscaled by ``scale``."""
+    import numpy as np
+
+    n, h, w, _ = images.shape
+    cols = -(-n // rows)
+    g = 2
+    grid = np.full((rows * (h + g) + g, cols * (w + g) + g, 3), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[g + r * (h + g) : g + r * (h + g) + h, g + c * (w + g) : g + c * (w + g) + w] = im
+    return grid.repeat(scale, 0).repeat(scale, 1)

@@ -11,10 +11,10 @@ table rows accumulated into the sample's features (in blocks of 4). Neighbouring
 ranks only the vertices no farther than the previous ray's picks (at either level, when those are among its
 candidates; so the result is exact), and the coordinates it compares are contiguous (vectorised).
 
-``rasterize`` is the z-buffer of ``genkit.render.avatar_data.rasterize`` as a loop over the faces (same
+``rasterize`` is the z-buffer of ``genkit.render.raster.rasterize`` as a loop over the faces (same
 coverage test, same ties), for the shell at render time; ``shell_rays`` the shell's samples and
-``composite_image`` their compositing into the image (``genkit.render.avatar.shell_samples`` and
-``composite``), ``vertex_frames`` the vertices' local frames of ``genkit.render.avatar.vertex_frames``.
+``composite_image`` their compositing into the image (``genkit.render.avatar.model.shell_samples`` and
+``composite``), ``vertex_frames`` the vertices' local frames of ``genkit.render.avatar.model.vertex_frames``.
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def _merge(tables, blend, out):
 
 def merge_tables(tables: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
     """Each vertex's tables blended by its weights: ``tables`` (V, K, ...) and ``blend`` (V, K) -> (V, ...),
-    the product ``genkit.render.avatar.blend_tables`` computes with ``torch.bmm``, parallel over the
+    the product ``genkit.render.avatar.model.blend_tables`` computes with ``torch.bmm``, parallel over the
     vertices (``bench/avatar.py`` times both)."""
     n_verts, n_tables, *rest = tables.shape
     out = torch.empty(n_verts, *rest)
@@ -342,7 +342,7 @@ def _frames(verts, faces, neighbour, out):
 
 def vertex_frames(vertices: torch.Tensor, faces: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
     """Local frames (V, 3, 3) of a deformed mesh, rows (tangent, bitangent, normal), as
-    ``genkit.render.avatar.vertex_frames`` computes them (one loop over the faces, one over the vertices)."""
+    ``genkit.render.avatar.model.vertex_frames`` computes them (one loop over the faces, one over the vertices)."""
     out = torch.empty(len(vertices), 3, 3)
     _frames(
         np.ascontiguousarray(vertices.numpy(), np.float32),
@@ -378,7 +378,7 @@ def _shell(depth, pixels, c2w, focal, size, thickness, origins, dirs, t_starts, 
 def shell_rays(
     depth: torch.Tensor, c2w: torch.Tensor, focal: float, size: int, num_samples: int, thickness: float
 ):
-    """The unjittered samples of ``genkit.render.avatar.shell_samples`` for every covered pixel of a camera
+    """The unjittered samples of ``genkit.render.avatar.model.shell_samples`` for every covered pixel of a camera
     ``depth`` map (H*W,): pixels (R,), origins and unit directions (R, 3), t_starts and t_ends (R, S)."""
     depth_np = np.ascontiguousarray(depth.numpy(), np.float32)
     pixels = np.flatnonzero(np.isfinite(depth_np))
@@ -420,7 +420,7 @@ def _composite(rgb, sigma, t_starts, t_ends, pixels, background, img, alpha):
 
 
 def composite_image(rgb, sigma, t_starts, t_ends, pixels, size: int, background: float = 1.0):
-    """``genkit.render.avatar.composite`` of the shell's samples, colour (R * S, 3) and density (R * S,),
+    """``genkit.render.avatar.model.composite`` of the shell's samples, colour (R * S, 3) and density (R * S,),
     written straight into the image (H*W, 3) on ``background`` and its opacity (H*W,)."""
     img = torch.full((size * size, 3), background)
     alpha = torch.zeros(size * size)
@@ -475,7 +475,7 @@ def _rasterize(px, depth, faces, size, face, bary, zbuf):
 
 def rasterize(px: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, size: int):
     """Z-buffer of projected vertices ``px`` (V, 2) with camera ``depth`` (V,): face (H*W,), perspective-
-    correct barycentrics (H*W, 3), depth (H*W,); the loop of ``genkit.render.avatar_data.rasterize``."""
+    correct barycentrics (H*W, 3), depth (H*W,); the loop of ``genkit.render.raster.rasterize``."""
     face = np.full(size * size, -1, np.int64)
     bary = np.zeros((size * size, 3), np.float32)
     zbuf = np.full(size * size, np.inf, np.float32)

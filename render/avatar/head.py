@@ -6,8 +6,7 @@ The head is an ellipsoid-shaped icosphere (``trimesh``, 2562 vertices) with a no
 blendshapes (mouth corners, brows, eyelids, cheeks, lips). A head pose (yaw, pitch, roll) rotates it. The
 texture is a function of the template position (skin with pores, eyes, brows, lips, hair), shaded with a
 light fixed in the head frame (``light="head"``: expressions change the shading) or in the world
-(``light="world"``: the head pose changes it too). ``rasterize`` is a deterministic
-vectorised z-buffer rasterizer in torch (perspective-correct barycentrics).
+(``light="world"``: the head pose changes it too). Frames are rasterized by ``genkit.render.raster``.
 
 ``make_head_dataset`` writes the open format the avatar trains on, which another face model (FLAME
 tracking output) can fill just as well::
@@ -28,13 +27,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from genkit.render.kernels import use_numba
+from genkit.render.geometry import euler, look_at, unit, vertex_normals
+from genkit.render.raster import rasterize
 from genkit.utils import GenkitError, atomic_dir, reading
 
 EXPRESSIONS = [
@@ -57,13 +57,9 @@ MOUTH_Y = -0.42
 LIGHT = np.array([0.4, 0.5, 0.77])
 
 
-def _unit(v):
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
 def _bump(p: np.ndarray, centre, radius: float) -> np.ndarray:
     """Smooth bump in [0, 1] around ``centre`` on the template (unit-sphere) directions ``p`` (V, 3)."""
-    d2 = ((p - _unit(np.asarray(centre, dtype=np.float64))) ** 2).sum(-1)
+    d2 = ((p - unit(np.asarray(centre, dtype=np.float64))) ** 2).sum(-1)
     return np.exp(-d2 / (2 * radius**2))
 
 
@@ -150,26 +146,7 @@ class ProceduralHead:
 
     def shade(self, directions: np.ndarray, normals: np.ndarray) -> np.ndarray:
         """RGB in [0, 1] of template ``directions`` (N, 3) with head-frame ``normals`` (N, 3)."""
-        return np.clip(
-            albedo(directions) * (0.3 + 0.7 * np.clip(normals @ _unit(LIGHT), 0, 1))[:, None], 0, 1
-        )
-
-
-def euler(pose) -> np.ndarray:
-    """Rotation matrix of (yaw about y, pitch about x, roll about z), applied as R @ v."""
-    yaw, pitch, roll = (float(a) for a in pose)
-    cy, sy, cp, sp, cr, sr = (
-        math.cos(yaw),
-        math.sin(yaw),
-        math.cos(pitch),
-        math.sin(pitch),
-        math.cos(roll),
-        math.sin(roll),
-    )
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
-    return (ry @ rx @ rz).astype(np.float32)
+        return np.clip(albedo(directions) * (0.3 + 0.7 * np.clip(normals @ unit(LIGHT), 0, 1))[:, None], 0, 1)
 
 
 def albedo(p: np.ndarray) -> np.ndarray:
@@ -205,88 +182,6 @@ def albedo(p: np.ndarray) -> np.ndarray:
     return np.clip(col, 0, 1).astype(np.float32)
 
 
-def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Area-weighted unit vertex normals (..., V, 3) of a triangle mesh."""
-    a, b, c = (vertices[..., faces[:, i], :] for i in range(3))
-    fn = torch.cross(b - a, c - a, dim=-1)
-    n = torch.zeros_like(vertices).index_add_(-2, faces.reshape(-1), fn.repeat_interleave(3, dim=-2))
-    return torch.nn.functional.normalize(n, dim=-1)
-
-
-def look_at(eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0)) -> np.ndarray:
-    """Camera-to-world (4, 4) in the OpenGL/NeRF convention (the camera looks down its -z)."""
-    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
-    back = _unit(eye - target)
-    right = _unit(np.cross(up, back))
-    m = np.eye(4)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, np.cross(back, right), back, eye
-    return m.astype(np.float32)
-
-
-def rasterize(
-    vertices: torch.Tensor,
-    faces: torch.Tensor,
-    c2w: torch.Tensor,
-    focal: float,
-    size: int,
-    backend: str = "torch",
-):
-    """Z-buffer rasterization of a triangle mesh seen by a pinhole camera (``size`` x ``size`` pixels,
-    OpenGL camera ``c2w``). Returns ``face`` (H, W) long (-1 where empty), perspective-correct barycentrics
-    (H, W, 3) and camera depth (H, W) (inf where empty). Deterministic: ties go to the larger face index.
-    ``backend``: "torch" (the reference: every covered pixel of every face at once, then scatter-min),
-    "numba" (a loop over the faces, ``genkit.render.kernels.numba_avatar``; same test, same ties) or "auto"
-    (numba for CPU tensors when it is installed). The ground truth and the training data use torch."""
-    w2c = torch.linalg.inv(c2w)
-    cam = vertices @ w2c[:3, :3].T + w2c[:3, 3]
-    depth = -cam[:, 2]
-    px = torch.stack([focal * cam[:, 0] / depth + size / 2, -focal * cam[:, 1] / depth + size / 2], -1)
-    if use_numba(vertices, backend):
-        from genkit.render.kernels import numba_avatar
-
-        face, bc, zbuf = numba_avatar.rasterize(px.float(), depth.float(), faces, size)
-        return face.view(size, size), bc.to(vertices.dtype).view(size, size, 3), zbuf.view(size, size)
-    tri = px[faces]  # (F, 3, 2)
-    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-    area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-    keep = (area < -1e-9) & (depth[faces] > 1e-3).all(1)  # front-facing in image coordinates (y down)
-    fid = torch.nonzero(keep).squeeze(1)
-    tri, area = tri[fid], area[fid]
-    lo = torch.clamp(torch.ceil(tri.amin(1) - 0.5), 0, size).long()
-    hi = torch.clamp(torch.floor(tri.amax(1) - 0.5), -1, size - 1).long()
-    nx, ny = (hi[:, 0] - lo[:, 0] + 1).clamp(min=0), (hi[:, 1] - lo[:, 1] + 1).clamp(min=0)
-    count = nx * ny
-    dev = vertices.device
-    which = torch.repeat_interleave(torch.arange(len(fid), device=dev), count)
-    local = torch.arange(int(count.sum()), device=dev) - torch.repeat_interleave(
-        torch.cumsum(count, 0) - count, count
-    )
-    ix = lo[which, 0] + local % nx[which]
-    iy = lo[which, 1] + torch.div(local, nx[which], rounding_mode="floor")
-    p = torch.stack([ix, iy], -1).to(vertices.dtype) + 0.5
-    t = tri[which]
-    d, u, v = p - t[:, 0], t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
-    b1 = (d[:, 0] * v[:, 1] - d[:, 1] * v[:, 0]) / area[which]
-    b2 = (u[:, 0] * d[:, 1] - u[:, 1] * d[:, 0]) / area[which]
-    bary = torch.stack([1 - b1 - b2, b1, b2], -1)
-    inside = (bary >= -1e-6).all(-1)
-    which, ix, iy, bary = which[inside], ix[inside], iy[inside], bary[inside]
-    inv_z = 1 / depth[faces[fid[which]]]  # perspective-correct interpolation of 1/z
-    z = 1 / (bary * inv_z).sum(-1)
-    pix = iy * size + ix
-    zbuf = torch.full((size * size,), float("inf"), dtype=z.dtype, device=dev).scatter_reduce(
-        0, pix, z, "amin"
-    )
-    win = z <= zbuf[pix]
-    face = torch.full((size * size,), -1, dtype=torch.long, device=dev).scatter_reduce(
-        0, pix[win], fid[which[win]], "amax"
-    )
-    chosen = win & (fid[which] == face[pix])
-    bc = torch.zeros(size * size, 3, dtype=vertices.dtype, device=dev)
-    bc[pix[chosen]] = bary[chosen] * inv_z[chosen] * z[chosen, None]
-    return face.view(size, size), bc.view(size, size, 3), zbuf.view(size, size)
-
-
 LIGHTS = ("head", "world")
 
 
@@ -304,7 +199,7 @@ def render_ground_truth(head: ProceduralHead, expr, pose, c2w, focal: float, siz
     normals = vertex_normals(shaded, faces)[f]
     n = torch.nn.functional.normalize((normals * b[..., None]).sum(1), dim=-1).numpy()
     img = np.ones((size, size, 3), dtype=np.float32)
-    img[mask.numpy()] = head.shade(_unit(dirs), n)
+    img[mask.numpy()] = head.shade(unit(dirs), n)
     return img, mask.numpy(), verts
 
 
@@ -324,6 +219,28 @@ SPLITS = {  # name: (frames, expression scale, pose scale, camera yaw in degrees
     "test_extreme": (12, 1.3, 0.5, None, 2),
     "test_view": (12, 1.0, 0.5, (30, 40), 3),
 }
+
+
+@dataclass
+class HeadDataConfig:
+    out: str = field(default="data/head", metadata={"help": "dataset folder"})
+    size: int = field(default=128, metadata={"help": "frame width and height in pixels"})
+    frames: int | None = field(
+        default=None, metadata={"help": "training frames (default 240; the test splits scale with it)"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the expression and pose trajectories"})
+    light: str = field(
+        default="head",
+        metadata={
+            "help": "the frame the light is fixed in: 'head' (turns with the head) or 'world' (the pose "
+            "changes the shading too)",
+            "choices": LIGHTS,
+        },
+    )
+
+    def __post_init__(self):
+        if self.frames is not None and self.frames < 2:
+            raise GenkitError("--frames must be at least 2")
 
 
 def make_head_dataset(

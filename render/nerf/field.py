@@ -6,55 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genkit.render.encodings import HashGridEncoding
+from genkit.render.encodings import HashGridEncoding, spherical_harmonics, trunc_exp
 
-__all__ = ["NGPField", "spherical_harmonics", "trunc_exp"]
-
-
-class _TruncExp(torch.autograd.Function):
-    """exp with its gradient computed at min(x, 15), as Instant-NGP does, so that large densities early
-    in training do not blow up the update."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.exp(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * torch.exp(x.clamp(max=15))
-
-
-def trunc_exp(x: torch.Tensor) -> torch.Tensor:
-    return _TruncExp.apply(x)
-
-
-def spherical_harmonics(d: torch.Tensor) -> torch.Tensor:
-    """Real spherical harmonics of degrees 0-3 of unit directions (N, 3) -> (N, 16)."""
-    x, y, z = d.unbind(-1)
-    xx, yy, zz = x * x, y * y, z * z
-    return torch.stack(
-        [
-            torch.full_like(x, 0.28209479177387814),
-            -0.48860251190291987 * y,
-            0.48860251190291987 * z,
-            -0.48860251190291987 * x,
-            1.0925484305920792 * x * y,
-            -1.0925484305920792 * y * z,
-            0.94617469575755997 * zz - 0.31539156525251999,
-            -1.0925484305920792 * x * z,
-            0.54627421529603959 * (xx - yy),
-            0.59004358992664352 * y * (-3 * xx + yy),
-            2.8906114426405538 * x * y * z,
-            0.45704579946446572 * y * (1 - 5 * zz),
-            0.3731763325901154 * z * (5 * zz - 3),
-            0.45704579946446572 * x * (1 - 5 * zz),
-            1.4453057213202769 * z * (xx - yy),
-            0.59004358992664352 * x * (-xx + 3 * yy),
-        ],
-        dim=-1,
-    )
+__all__ = ["NGPField"]
 
 
 class NGPField(nn.Module):

@@ -1,6 +1,6 @@
 """``genkit nerf train --data DIR``: an Instant-NGP-style radiance field with occupancy-grid sampling.
 
-Each step draws ``rays_per_batch`` random pixels of the training views, samples them with the occupancy
+Each step draws ``rays_per_step`` random pixels of the training views, samples them with the occupancy
 grid (``estimators.OccGridEstimator``, the field's density as ``sigma_fn``), renders them with packed
 volume rendering (``volume.rendering``) and regresses the pixels' colours (MSE). Images with alpha are
 composited onto a random background colour per ray during training, so that the field learns empty space
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +25,19 @@ import torch
 import torch.nn.functional as F
 
 from genkit.metrics.image import psnr
-from genkit.render.datasets import SceneData, camera_rays, load_scene
 from genkit.render.estimators import OccGridEstimator
-from genkit.render.fields import NGPField
+from genkit.render.geometry import camera_rays
+from genkit.render.nerf.datasets import SceneData, load_scene
+from genkit.render.nerf.field import NGPField
 from genkit.render.volume import rendering
-from genkit.training.loop import TrainStep, make_accelerator, progress, resume, save_checkpoint
+from genkit.training.loop import (
+    TrainStep,
+    device_field,
+    make_accelerator,
+    progress,
+    resume,
+    save_checkpoint,
+)
 from genkit.utils import GenkitError, atomic_file, reading
 
 __all__ = ["NerfTrainConfig", "render_image", "train_nerf"]
@@ -39,8 +47,8 @@ __all__ = ["NerfTrainConfig", "render_image", "train_nerf"]
 class NerfTrainConfig:
     data: str = field(default="", metadata={"help": "scene folder (transforms_*.json or transforms.json)"})
     out: str = field(default="runs/nerf", metadata={"help": "run folder: checkpoints/, model.safetensors"})
-    max_steps: int = field(default=1500, metadata={"help": "optimizer steps"})
-    rays_per_batch: int = field(default=1024, metadata={"help": "rays per step"})
+    max_train_steps: int = field(default=1500, metadata={"help": "optimizer steps"})
+    rays_per_step: int = field(default=1024, metadata={"help": "rays per step"})
     learning_rate: float = field(
         default=1e-2, metadata={"help": "Adam learning rate (decayed x0.1 at the end)"}
     )
@@ -65,15 +73,16 @@ class NerfTrainConfig:
         default=500, metadata={"help": "save a resumable checkpoint every N steps"}
     )
     eval_views: int = field(default=4, metadata={"help": "test views rendered for the final PSNR (0: none)"})
+    device: str = device_field()
 
     def __post_init__(self):
         if not self.data:
             raise GenkitError("--data is required (a folder with transforms_train.json or transforms.json)")
         if self.empty_weight < 0 or self.empty_points <= 0:
             raise GenkitError("--empty-weight must be non-negative and --empty-points positive")
-        if min(self.max_steps, self.rays_per_batch, self.checkpointing_steps, self.grid_resolution) <= 0:
+        if min(self.max_train_steps, self.rays_per_step, self.checkpointing_steps, self.grid_resolution) <= 0:
             raise GenkitError(
-                "max-steps, rays-per-batch, checkpointing-steps and grid-resolution must be positive"
+                "max-train-steps, rays-per-step, checkpointing-steps and grid-resolution must be positive"
             )
 
     @property
@@ -124,7 +133,7 @@ def render_image(
 ):
     """(H, W, 3) image and the mean samples per ray of one camera."""
     o, d = camera_rays(c2w, focal, width, height)
-    colour, _, n = render_rays(field_, estimator, o, d, cfg, torch.tensor(background))
+    colour, _, n = render_rays(field_, estimator, o, d, cfg, torch.tensor(background, device=o.device))
     return colour.reshape(height, width, 3).clamp(0, 1), n / (width * height)
 
 
@@ -138,7 +147,7 @@ def render_and_penalty(field_, estimator, origins, dirs, cfg: NerfTrainConfig, b
 
 def train_nerf(cfg: NerfTrainConfig) -> Path:
     out = Path(cfg.out)
-    accelerator = make_accelerator(out, cfg.seed)
+    accelerator = make_accelerator(out, cfg.seed, device=cfg.device)
     device = accelerator.device
     scene: SceneData = load_scene(cfg.data, "train")
     field_, estimator = build(cfg)
@@ -147,7 +156,7 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
     optimizer = torch.optim.Adam(field_.parameters(), lr=cfg.learning_rate, eps=1e-15)
     sched = torch.optim.lr_scheduler.MultiStepLR(
         optimizer,
-        milestones=[cfg.max_steps // 2, cfg.max_steps * 3 // 4, cfg.max_steps * 9 // 10],
+        milestones=[cfg.max_train_steps // 2, cfg.max_train_steps * 3 // 4, cfg.max_train_steps * 9 // 10],
         gamma=0.33,
     )
     step_fn, optimizer, sched = accelerator.prepare(TrainStep(field_), optimizer, sched)
@@ -157,16 +166,16 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
     pixels = scene.images.reshape(n, h * w, 3)
     alphas = scene.alphas.reshape(n, h * w, 1) if scene.alphas is not None else None
     curve, t0 = [], time.perf_counter()
-    bar = progress(accelerator, cfg.max_steps, start, "nerf train")
-    for step in range(start, cfg.max_steps):
+    bar = progress(accelerator, cfg.max_train_steps, start, "nerf train")
+    for step in range(start, cfg.max_train_steps):
         field_.train()
         rng = np.random.default_rng([cfg.seed, 11, accelerator.process_index, step])
-        view = torch.as_tensor(rng.integers(0, n, cfg.rays_per_batch))
-        pix = torch.as_tensor(rng.integers(0, h * w, cfg.rays_per_batch))
+        view = torch.as_tensor(rng.integers(0, n, cfg.rays_per_step))
+        pix = torch.as_tensor(rng.integers(0, h * w, cfg.rays_per_step))
         xy = torch.stack([pix % w, pix // w], -1)
-        o, d = camera_rays_batch(scene.c2w[view], scene.focal, w, h, xy)
+        o, d = camera_rays(scene.c2w[view], scene.focal, w, h, xy)
         target = pixels[view, pix]
-        background = torch.as_tensor(rng.random((cfg.rays_per_batch, 3)), dtype=torch.float32)
+        background = torch.as_tensor(rng.random((cfg.rays_per_step, 3)), dtype=torch.float32)
         if alphas is not None:  # re-composite the RGBA pixels onto this step's random background
             a = alphas[view, pix]
             rgb_premult = target - (1 - a) * 1.0  # undo the white background of load_scene
@@ -199,7 +208,7 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
         bar.set_postfix(
             loss=f"{loss.item():.4f}",
             psnr=f"{-10 * math.log10(max(mse.item(), 1e-10)):.1f}",
-            spr=f"{count / cfg.rays_per_batch:.0f}",
+            spr=f"{count / cfg.rays_per_step:.0f}",
         )
         curve.append(
             {
@@ -208,7 +217,7 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
                 "train_psnr": -10 * math.log10(max(mse.item(), 1e-10)),
             }
         )
-        if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_steps:
+        if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_train_steps:
             save_checkpoint(accelerator, out, step + 1, states={"estimator": estimator})
     bar.close()
 
@@ -227,16 +236,6 @@ def train_nerf(cfg: NerfTrainConfig) -> Path:
             tmp.write_text(json.dumps(report, indent=2) + "\n")
     accelerator.end_training()
     return final
-
-
-def camera_rays_batch(c2w: torch.Tensor, focal: float, width: int, height: int, xy: torch.Tensor):
-    """Rays of pixels ``xy`` (N, 2) of cameras ``c2w`` (N, 4, 4)."""
-    px = xy.float() + 0.5
-    dirs = torch.stack(
-        [(px[:, 0] - width / 2) / focal, -(px[:, 1] - height / 2) / focal, -torch.ones(len(px))], -1
-    )
-    d = torch.einsum("nij,nj->ni", c2w[:, :3, :3], dirs)
-    return c2w[:, :3, 3], d / d.norm(dim=-1, keepdim=True)
 
 
 @torch.no_grad()
@@ -274,31 +273,9 @@ def load_field(path: str | Path):
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}
-        cfg = NerfTrainConfig(**json.loads(meta["config"]))
+        known = {f.name for f in fields(NerfTrainConfig)}  # options that only training reads may differ
+        cfg = NerfTrainConfig(**{k: v for k, v in json.loads(meta["config"]).items() if k in known})
     field_, estimator = build(cfg)
     field_.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("field.")})
     estimator.load_state_dict({k[10:]: v for k, v in state.items() if k.startswith("estimator.")})
     return field_.eval(), estimator, cfg
-
-
-def orbit_poses(n: int, radius: float = 4.0, elevation_deg: float = 30.0) -> torch.Tensor:
-    """``n`` camera-to-world matrices on a circle around the origin, looking at it (OpenGL, z up world)."""
-    poses = []
-    el = math.radians(elevation_deg)
-    for i in range(n):
-        az = 2 * math.pi * i / n
-        eye = torch.tensor(
-            [
-                radius * math.cos(el) * math.cos(az),
-                radius * math.cos(el) * math.sin(az),
-                radius * math.sin(el),
-            ]
-        )
-        back = eye / eye.norm()  # camera +z points away from the target
-        right = torch.linalg.cross(torch.tensor([0.0, 0.0, 1.0]), back)
-        right = right / right.norm()
-        up = torch.linalg.cross(back, right)
-        c2w = torch.eye(4)
-        c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, up, back, eye
-        poses.append(c2w)
-    return torch.stack(poses)

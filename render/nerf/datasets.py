@@ -22,7 +22,7 @@ import torch
 
 from genkit.utils import GenkitError, reading
 
-__all__ = ["SceneData", "camera_rays", "load_scene"]
+__all__ = ["SceneData", "load_scene"]
 
 
 @dataclass
@@ -94,26 +94,3 @@ def _scene(meta: dict, root: Path, nerfstudio: bool, background) -> SceneData:
         alpha = arr[..., 3:]
         arr = arr[..., :3] * alpha + torch.tensor(background, dtype=arr.dtype) * (1 - alpha)
     return SceneData(arr, alpha, torch.from_numpy(np.stack(poses)).float(), focal, w, h)
-
-
-def camera_rays(c2w: torch.Tensor, focal: float, width: int, height: int, pixels: torch.Tensor | None = None):
-    """World-space (origins, unit directions) through pixel centres of a camera (OpenGL convention):
-    all pixels (H*W, 3) in row-major order, or the (x, y) integer ``pixels`` (N, 2)."""
-    if pixels is None:
-        dev = c2w.device
-        y, x = torch.meshgrid(
-            torch.arange(height, device=dev), torch.arange(width, device=dev), indexing="ij"
-        )
-        pixels = torch.stack([x.reshape(-1), y.reshape(-1)], -1)
-    px = pixels.float() + 0.5
-    dirs = torch.stack(
-        [
-            (px[:, 0] - width / 2) / focal,
-            -(px[:, 1] - height / 2) / focal,
-            -torch.ones(len(px), device=px.device),
-        ],
-        -1,
-    )
-    d = dirs @ c2w[:3, :3].T
-    d = d / d.norm(dim=-1, keepdim=True)
-    return c2w[:3, 3].expand_as(d), d

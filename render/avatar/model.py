@@ -36,11 +36,10 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from genkit.render.avatar_data import euler, rasterize, vertex_normals
-from genkit.render.datasets import camera_rays
-from genkit.render.encodings import PRIMES, HashGridEncoding
-from genkit.render.fields import trunc_exp
-from genkit.render.kernels import numba_available, use_numba, use_triton
+from genkit.render.backends import numba_available, use_numba, use_triton
+from genkit.render.encodings import PRIMES, HashGridEncoding, trunc_exp
+from genkit.render.geometry import camera_rays, euler, vertex_normals
+from genkit.render.raster import rasterize
 from genkit.render.volume import render_weight_from_density
 
 _CORNERS = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])
@@ -291,7 +290,7 @@ class FrameState:
 
 
 def pose_rotation(pose: torch.Tensor) -> torch.Tensor:
-    """(yaw, pitch, roll) -> R (3, 3) with world = R @ head: ``genkit.render.avatar_data.euler``."""
+    """(yaw, pitch, roll) -> R (3, 3) with world = R @ head: ``genkit.render.geometry.euler``."""
     return torch.from_numpy(euler(pose)).to(pose.device)
 
 
@@ -383,9 +382,9 @@ class HashBlendshapeAvatar(_AvatarBase):
     the MLP also reads, "head" (light that moves with the head: expression changes the shading, as in
     the procedural head), "world" (light fixed in the scene: pose changes it too; ``genkit avatar train
     --normal-input auto`` picks the one the data's light needs) or "none" (the paper's MLP input: table
-    features and local coordinates only; the class default, so that a checkpoint saved before the
-    option, whose config lacks it, loads as it was trained). ``pose_input``: the CNN also reads the head pose (yaw, pitch, roll) after the expression,
-    so the blend weights may change with it (off by default, and for checkpoints from before it)."""
+    features and local coordinates only; the class default, which a config without the key loads as).
+    ``pose_input``: the CNN also reads the head pose (yaw, pitch, roll) after the expression, so the blend
+    weights may change with it (off by default)."""
 
     NORMAL_INPUTS = ("head", "world", "none")
 
@@ -554,7 +553,7 @@ class HashBlendshapeAvatar(_AvatarBase):
         with stages("gather"):
             u = (q.clamp(-1, 1) + 1) / 2
             # "triton" raises where the kernel does not fit; "auto" then falls back to torch
-            if use_triton(x, backend) and (backend == "triton" or self.triton_fits(state.tables, u, w)):
+            if use_triton(x.device, backend) and (backend == "triton" or self.triton_fits(state.tables, u, w)):
                 feats = self.lookup_triton(state.tables, nn_, u, w)
             else:
                 feats = self.lookup(state.tables, nn_, u, w)

@@ -21,10 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from genkit.metrics.image import psnr, ssim
-from genkit.render.avatar import MODELS, HashBlendshapeAvatar, render_frame, shell_samples
-from genkit.render.avatar_data import LIGHTS, HeadData, load_head_split, rasterize
+from genkit.render.avatar.head import LIGHTS, HeadData, load_head_split
+from genkit.render.avatar.model import MODELS, HashBlendshapeAvatar, render_frame, shell_samples
+from genkit.render.raster import rasterize
 from genkit.training.loop import (
     TrainStep,
+    device_field,
     make_accelerator,
     progress,
     resume,
@@ -75,6 +77,7 @@ class AvatarTrainConfig:
         default=12, metadata={"help": "frames per held-out split for the report (0: none)"}
     )
     save_dtype: str = save_dtype_field()
+    device: str = device_field()
 
     def __post_init__(self):
         if not self.data:
@@ -121,7 +124,7 @@ def render_frames(model, frames, index, neighbour) -> list[tuple[torch.Tensor, t
 
 def train_avatar(cfg: AvatarTrainConfig) -> Path:
     out = Path(cfg.out)
-    accelerator = make_accelerator(out, cfg.seed)
+    accelerator = make_accelerator(out, cfg.seed, device=cfg.device)
     data = load_head_split(cfg.data, "train").to(accelerator.device)
     model = build_model(cfg, data).to(accelerator.device)
     index, neighbour = model.mesh_index()
