@@ -54,8 +54,8 @@ weights-fpdm: $(STAMP)
 	cp -r runs/dit/model genkit/assets/dit-shapes
 
 # One-step students of the bundled text2img-shapes teacher, from prompts only (genkit distill). The DMD
-# student ships with a small AutoencoderTiny decoder of the teacher's latents (genkit train tiny-decoder);
-# its training does not use the decoder, which only replaces the KL VAE in the exported pipeline.
+# student ships with a small AutoencoderKL decoder of the teacher's latents (genkit train tiny-decoder,
+# about 20 minutes); its training does not use the decoder, which only replaces the KL VAE in the export.
 weights-student: $(STAMP)
 	$(BIN)/genkit train tiny-decoder --out runs/tiny-decoder --save-dtype fp16
 	$(BIN)/genkit distill --method dmd --out runs/student --max-train-steps 400 --gan-weight 1e-3 --save-dtype fp16 \

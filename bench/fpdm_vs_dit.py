@@ -10,7 +10,10 @@ evaluations per step at its default budget. Everything below is measured in this
   (``saved_tensors_hooks``, distinct storages, parameters left out) plus weights, gradients and AdamW
   moments; FPDM with stochastic JFB at the largest graph-recording draw (the worst step), over DiT.
   Full backprop through the fixed point is reported for reference.
-- training throughput (optimizer steps/s on this machine, FPDM's S-JFB draws as in training).
+- training throughput (optimizer steps/s on this machine, FPDM's S-JFB draws as in training) and training
+  compute: FLOPs of one training step (forward and backward, ``FlopCounterMode``, the mean over the S-JFB
+  draws of 40 steps) times the steps each model was trained for (its ``training.json``, else
+  ``--fpdm-train-steps`` / ``--dit-train-steps``): ``train_flops_ratio`` = FPDM's total / the DiT's.
 - quality (FD in oracle feature space and prompt accuracy on the seen prompts, genkit.metrics) against
   sampling cost in true FLOPs per image (FlopCounterMode on the transformer, CFG included). A budget is
   what DiT spends in S steps. FPDM's headline configuration (``fd_fpdm``) follows one rule fixed before
@@ -80,6 +83,39 @@ def train_memory(model, x, t, ctx, **kw) -> int:
     model.zero_grad(set_to_none=True)
     model.eval()
     return nbytes
+
+
+def train_step_flops(model, x, t, ctx, train_cfg: FPDMTrainConfig | None, draws: int = 40) -> float:
+    """Mean FLOPs of one training step's forward and backward; FPDM over the S-JFB draws of ``draws``
+    steps of ``train_cfg`` (None: a DiT, one draw)."""
+    model.train()
+    flops = []
+    for step in range(draws if train_cfg is not None else 1):
+        kw = {}
+        if train_cfg is not None:
+            n_total, n_grad = iteration_counts(train_cfg, step)
+            kw = dict(num_iterations=n_total, num_grad_iterations=n_grad)
+        with FlopCounterMode(display=False) as fc:
+            model(x, t, ctx, **kw).sample.float().square().mean().backward()
+        flops.append(fc.get_total_flops())
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    return float(np.mean(flops))
+
+
+def trained_steps(path, fallback: int) -> tuple[int, FPDMTrainConfig | None]:
+    """(training steps, the run's FPDMTrainConfig) from a pipeline folder's ``training.json``."""
+    import dataclasses
+    import json
+
+    from genkit.loading import resolve_model
+
+    f = resolve_model(path) / "training.json"
+    if not f.is_file():
+        return fallback, None
+    info = json.loads(f.read_text())
+    known = {fl.name for fl in dataclasses.fields(FPDMTrainConfig)}
+    return int(info["max_train_steps"]), FPDMTrainConfig(**{k: v for k, v in info.items() if k in known})
 
 
 def train_throughput(model, x, t, ctx, steps: int, train_cfg: FPDMTrainConfig, fpdm: bool) -> float:
@@ -197,6 +233,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budgets", type=int, nargs="+", default=None, help="budgets as DiT step counts")
     ap.add_argument("--step-multiplier", type=float, default=2.0, help="FPDM steps per DiT step (headline)")
     ap.add_argument("--guidance", type=float, default=4.0)
+    ap.add_argument("--fpdm-train-steps", type=int, default=2500, help="without training.json in --fpdm")
+    ap.add_argument("--dit-train-steps", type=int, default=2500, help="without training.json in --dit")
     ap.add_argument("--train-batch", type=int, default=64, help="batch of the memory/throughput figures")
     ap.add_argument("--tol", type=float, default=1e-2, help="residual tolerance of the warm-start figure")
     ap.add_argument("--max-iterations", type=int, default=40, help="cap per call for the warm-start figure")
@@ -213,7 +251,9 @@ def main(argv=None) -> int:
     fp = load_pipeline(args.fpdm, "dpm", device)
     dit = load_pipeline(args.dit, "dpm", device)
     oracle = load_oracle(None, device)
-    train_cfg = FPDMTrainConfig()  # the S-JFB draws the shipped model was trained with (defaults)
+    fpdm_steps, fpdm_train_cfg = trained_steps(args.fpdm, args.fpdm_train_steps)
+    dit_steps, _ = trained_steps(args.dit, args.dit_train_steps)
+    train_cfg = fpdm_train_cfg or FPDMTrainConfig()  # the S-JFB draws the model was trained with
     fcfg = fp.transformer.config
     evals_per_step = fcfg.pre_depth + fcfg.num_iterations + fcfg.post_depth
     result: dict = {
@@ -255,6 +295,18 @@ def main(argv=None) -> int:
     result["dit_train_steps_per_second"] = train_throughput(ditm, x, t, ctx, n_steps, train_cfg, False)
     result["train_throughput_ratio"] = (
         result["fpdm_train_steps_per_second"] / result["dit_train_steps_per_second"]
+    )
+    fp_flops, dit_flops = train_step_flops(fpm, x, t, ctx, train_cfg), train_step_flops(ditm, x, t, ctx, None)
+    result.update(
+        {
+            "fpdm_train_step_flops": fp_flops,
+            "dit_train_step_flops": dit_flops,
+            "fpdm_train_steps": fpdm_steps,
+            "dit_train_steps": dit_steps,
+            "fpdm_train_flops": fp_flops * fpdm_steps,
+            "dit_train_flops": dit_flops * dit_steps,
+            "train_flops_ratio": fp_flops * fpdm_steps / (dit_flops * dit_steps),
+        }
     )
     print(f"  memory and throughput done ({time.perf_counter() - t_start:.0f}s)", file=sys.stderr)
 
@@ -313,6 +365,16 @@ def main(argv=None) -> int:
     result["fd_ratio_fpdm_over_dit"] = [
         a / b for a, b in zip(result["fd_fpdm"], result["fd_dit"], strict=True)
     ]
+    result["fd_whole_dit"] = [r["fd_whole"] for r in series["dit"]]
+    result["fd_whole_fpdm"] = [r["fd_whole"] for r in series["fpdm"]]
+    result["fd_whole_ratio_fpdm_over_dit"] = [
+        a / b for a, b in zip(result["fd_whole_fpdm"], result["fd_whole_dit"], strict=True)
+    ]
+    # --- each model at its default budget: 25 steps, FPDM at its default iterations --------------------
+    result["default_budget"] = {
+        name: quality(pipe, oracle, ref, prompts, per_prompt, 25, args.guidance)
+        for name, pipe in (("fpdm", fp), ("dit", dit))
+    }
 
     # --- warm start and residuals at the default sampling setting (25 steps) ----------------------------
     ws_prompts = prompts[:: max(1, len(prompts) // (8 if args.quick else 16))]
@@ -372,21 +434,35 @@ def main(argv=None) -> int:
         f"{'train steps/s':<28}{result['fpdm_train_steps_per_second']:>12.2f}"
         f"{result['dit_train_steps_per_second']:>12.2f}{result['train_throughput_ratio']:>8.3f}"
     )
+    print(
+        f"{'train GFLOP/step':<28}{fp_flops / 1e9:>12.1f}{dit_flops / 1e9:>12.1f}{fp_flops / dit_flops:>8.3f}"
+    )
+    print(
+        f"{'train steps, total PFLOP':<28}{f'{fpdm_steps}, {fp_flops * fpdm_steps / 1e15:.3f}':>12}"
+        f"{f'{dit_steps}, {dit_flops * dit_steps / 1e15:.3f}':>12}{result['train_flops_ratio']:>8.3f}"
+    )
     print()
-    print(f"{'budget':>7} {'GFLOP/img':>10} " + " ".join(f"{n:>22}" for n in series))
+    print(f"{'budget':>7} {'GFLOP/img':>10} " + " ".join(f"{n:>30}" for n in series))
     for s, b in zip(budgets, budgets_flops, strict=True):
         cells = []
         for rows in series.values():
             r = next((r for r in rows if r["budget_dit_steps"] == s), None)
             cells.append(
-                f"{'-':>22}"
+                f"{'-':>30}"
                 if r is None
-                else f"{r['fd']:>7.1f} {r['prompt_accuracy']:>5.3f} {r['flops_per_image'] / 1e9:>6.2f}G"
+                else f"{r['fd']:>7.1f} {r['fd_whole']:>7.2f} {r['prompt_accuracy']:>5.3f} {r['flops_per_image'] / 1e9:>6.2f}G"
             )
         print(f"{s:>7} {b / 1e9:>10.2f} " + " ".join(cells))
     print(
-        f"(cells: FD, prompt accuracy, GFLOPs per image; FD real vs real at n={n_img}: {result['fd_real_vs_real']:.1f})"
+        f"(cells: FD, whole-image FD, prompt accuracy, GFLOPs per image; FD real vs real at n={n_img}: "
+        f"{result['fd_real_vs_real']:.1f})"
     )
+    for name, r in result["default_budget"].items():
+        print(
+            f"default budget (25 steps), {name}: FD {r['fd']:.1f}, whole-image FD {r['fd_whole']:.2f}, "
+            f"prompt accuracy {r['prompt_accuracy']:.3f} (shape {r['accuracy_shape']:.3f}), "
+            f"{r['flops_per_image'] / 1e9:.1f} GFLOP per image"
+        )
     print()
     print(
         f"warm start, {args.solver}, tol {args.tol}, 25 steps: {cold['mean_iterations']:.2f} -> "

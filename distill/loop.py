@@ -59,6 +59,8 @@ def distill(cfg: DistillConfig, method) -> Path:
     """Distil ``cfg.teacher`` into a ``cfg.steps_student``-step student with ``method``; returns the folder
     of the exported ``OneStepPipeline`` (``OUT/model``)."""
     out = Path(cfg.out)
+    prompts = load_prompts(cfg.prompts)
+    Teacher.check(cfg.teacher)  # a bad prompt file or teacher fails before the run folder is made
     accelerator = make_accelerator(out, cfg.seed, cfg.mixed_precision, cfg.device)
     device = accelerator.device
     fake_kind = cfg.fake_score or method.fake_score
@@ -69,7 +71,6 @@ def distill(cfg: DistillConfig, method) -> Path:
     student = copy.deepcopy(teacher.denoiser).requires_grad_(True).train()
     fake, real_score = build_fake_score(teacher, fake_kind, cfg.lora_rank)
     timesteps = student_timesteps(cfg.steps_student, teacher.num_train_timesteps)
-    prompts = load_prompts(cfg.prompts)
     null_states = teacher.encode([""]).expand(cfg.batch_size, -1, -1)
     run = Distillation(cfg, accelerator, teacher, student, fake, real_score, prompts, null_states, timesteps)
     extra_params = method.setup(run)
@@ -208,10 +209,10 @@ def export_student(
     info: dict | None = None,
     decoder: str | None = None,
 ) -> Path:
-    """The student as a ``OneStepPipeline`` (the teacher's VAE, or the ``decoder`` folder's
-    ``AutoencoderTiny``; the teacher's text encoder and tokenizer; LCMScheduler), and ``info`` (method,
-    steps, wall time) as ``distill.json`` beside it."""
-    from diffusers import AutoencoderTiny
+    """The student as a ``OneStepPipeline`` (with the teacher's VAE, or the decoder in the ``decoder``
+    folder, e.g. ``genkit train tiny-decoder``'s; the teacher's text encoder and tokenizer; LCMScheduler),
+    and ``info`` (method, steps, wall time) as ``distill.json`` beside it."""
+    from diffusers import AutoModel
 
     from genkit.pipelines.one_step import OneStepPipeline
     from genkit.pipelines.one_step.pipeline_one_step import student_scheduler
@@ -221,7 +222,7 @@ def export_student(
         denoiser=student,
         vae=teacher.pipe.vae
         if decoder is None
-        else AutoencoderTiny.from_pretrained(decoder).to(teacher.pipe.device),
+        else AutoModel.from_pretrained(decoder).to(teacher.pipe.device),
         text_encoder=teacher.pipe.text_encoder,
         tokenizer=teacher.pipe.tokenizer,
         scheduler=student_scheduler(teacher.pipe.scheduler.config, len(timesteps)),

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+from pathlib import Path
 
 import torch
 
 from genkit.distill.losses import alpha_sigma, prediction_to_eps, prediction_to_x0
 from genkit.models.text import tokenize
-from genkit.utils import GenkitError
+from genkit.utils import GenkitError, reading
 
 __all__ = ["PREDICTION_TYPES", "Teacher", "build_fake_score"]
 
@@ -27,16 +28,19 @@ PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 class Teacher:
     """A frozen teacher loaded from a pipeline folder, with the helpers the trainers call."""
 
-    def __init__(self, name_or_path: str, device: torch.device | str = "cpu"):
-        from genkit.loading import load_pipeline, resolve_model
+    @staticmethod
+    def check(name_or_path: str) -> tuple[Path, str]:
+        """(folder, prediction type) of a teacher, without loading it; GenkitError if it cannot be one."""
+        from genkit.loading import resolve_model
 
         path = resolve_model(name_or_path)
-        index = json.loads((path / "model_index.json").read_text())
-        if "scheduler" not in index or not (path / "scheduler").is_dir():
-            raise GenkitError(
-                f"teacher folder {str(path)!r} has no scheduler (a diffusers pipeline folder is needed)"
-            )
-        sched_cfg = json.loads(next((path / "scheduler").glob("*.json")).read_text())
+        with reading(f"cannot read the teacher folder {str(path)!r}"):
+            index = json.loads((path / "model_index.json").read_text())
+            if "scheduler" not in index or not (path / "scheduler").is_dir():
+                raise GenkitError(
+                    f"teacher folder {str(path)!r} has no scheduler (a diffusers pipeline folder is needed)"
+                )
+            sched_cfg = json.loads(next((path / "scheduler").glob("*.json")).read_text())
         kind = sched_cfg.get("prediction_type", "epsilon")
         if kind not in PREDICTION_TYPES:
             raise GenkitError(
@@ -44,6 +48,12 @@ class Teacher:
             )
         if index.get("_class_name") == "OneStepPipeline":
             raise GenkitError(f"{str(path)!r} is already a distilled student; give its multi-step teacher")
+        return path, kind
+
+    def __init__(self, name_or_path: str, device: torch.device | str = "cpu"):
+        from genkit.loading import load_pipeline
+
+        path, kind = self.check(name_or_path)
         pipe = load_pipeline(path, device=device)
         self.name, self.path, self.pipe, self.prediction_type = name_or_path, path, pipe, kind
         self.denoiser = getattr(pipe, "unet", None) or pipe.transformer

@@ -17,7 +17,7 @@ import numpy as np
 from genkit.loading import default_model, load_pipeline, resolve_device, resolve_model
 from genkit.utils import GenkitError, atomic_file, ensure_writable_dir, image_grid
 
-__all__ = ["GenerateConfig", "generate"]
+__all__ = ["GenerateConfig", "generate", "sampling_steps"]
 
 
 @dataclass
@@ -80,6 +80,19 @@ class GenerateConfig:
             raise GenkitError(f"--iterations must be a positive integer, got {self.iterations}")
 
 
+def sampling_steps(pipe, steps: int | None, model: str) -> int:
+    """The denoising steps to run: ``steps``, else 25; a distilled student runs its trained timesteps (at
+    most that many; guidance is distilled in)."""
+    from genkit.pipelines.one_step import OneStepPipeline
+
+    if isinstance(pipe, OneStepPipeline):
+        trained = len(pipe.config.student_timesteps)
+        if steps is not None and steps > trained:
+            raise GenkitError(f"{model!r} is a {trained}-step student: --steps must be 1..{trained}")
+        return steps or trained
+    return steps or 25
+
+
 def generate(cfg: GenerateConfig) -> tuple[Path, int]:
     """Generate ``cfg.num_images`` images per prompt into ``cfg.out``: the PNGs, ``grid.png`` (one row per
     prompt) and ``metadata.jsonl`` (prompt, seed and settings of each image). Returns (grid, images)."""
@@ -88,7 +101,6 @@ def generate(cfg: GenerateConfig) -> tuple[Path, int]:
     from tqdm.auto import tqdm
 
     from genkit.pipelines.fpdm import FPDMPipeline
-    from genkit.pipelines.one_step import OneStepPipeline
 
     # a bad model or device fails before the output folder is made, an unusable folder before any work
     path, device = resolve_model(cfg.model), resolve_device(cfg.device)
@@ -96,12 +108,7 @@ def generate(cfg: GenerateConfig) -> tuple[Path, int]:
     pipe = load_pipeline(path, cfg.scheduler, device)
     model = cfg.model or default_model()
     fpdm = isinstance(pipe, FPDMPipeline)
-    steps = cfg.steps or 25
-    if isinstance(pipe, OneStepPipeline):  # guidance is distilled in; steps are the student's timesteps
-        trained = len(pipe.config.student_timesteps)
-        if cfg.steps is not None and cfg.steps > trained:
-            raise GenkitError(f"{model!r} is a {trained}-step student: --steps must be 1..{trained}")
-        steps = cfg.steps or trained
+    steps = sampling_steps(pipe, cfg.steps, model)
     fpdm_args = {}
     if fpdm:
         fpdm_args = dict(

@@ -74,12 +74,15 @@ def bundled_path(name: str, kind: str | None = None) -> Path:
 def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
     """A bundled pipeline's name or alias (None: the default) or a diffusers pipeline folder -> folder;
     GenkitError otherwise."""
-    bundled = {k: v for k, v in bundled_models().items() if v["kind"] in PIPELINE_KINDS}
+    models = bundled_models()
+    bundled = {k: v for k, v in models.items() if v["kind"] in PIPELINE_KINDS}
     aliases = {a: k for k, v in bundled.items() for a in v.get("aliases", [])}
     name = default_model() if name_or_path is None else str(name_or_path)
     name = aliases.get(name, name)
     if name in bundled:
         return Path(bundled[name]["path"])
+    if name in models:
+        raise GenkitError(f"{name!r} is a bundled {models[name]['kind']} model, not a diffusers pipeline")
     p = Path(name)
     if p.is_dir():
         if not (p / "model_index.json").is_file():

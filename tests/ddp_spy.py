@@ -45,7 +45,7 @@ TRAINERS = {
         "genkit.training.tiny_decoder",
         "train_tiny_decoder",
         "TinyDecoderTrainConfig",
-        dict(channels=8, batch_size=2, num_train_images=8),
+        dict(channels=8, batch_size=2, num_train_images=8, generated=2),
     ),
     "nerf": (
         "genkit.render.nerf.trainer",

@@ -412,7 +412,6 @@ def test_unreadable_expression_files_are_clear_errors(tmp_path):
 def test_broken_avatar_checkpoints_are_clear_errors(tmp_path):
     import shutil
 
-
     for name, damage in (
         ("weights", lambda d: (d / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 100)),
         ("config", lambda d: (d / "config.json").write_text("{")),

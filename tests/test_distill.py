@@ -213,12 +213,13 @@ def test_tiny_decoder_trains_and_ships_with_a_student(teacher_dir, tmp_path):
             max_train_steps=2,
             batch_size=4,
             num_train_images=16,
+            generated=4,
             checkpointing_steps=1,
         )
     )
     model = train_dmd(tiny(teacher_dir, tmp_path / "s", fake_updates=1, max_train_steps=1, decoder=str(dec)))
     index = json.loads((model / "model_index.json").read_text())
-    assert index["vae"] == ["diffusers", "AutoencoderTiny"]
+    assert index["vae"] == ["diffusers", "AutoencoderKL"]
     pipe = load_one_step(model)
     a = pipe(PROMPT, generator=torch.Generator().manual_seed(0), output_type="np").images
     assert a.shape == (1, 32, 32, 3) and np.isfinite(a).all()

@@ -115,3 +115,35 @@ def test_bad_arguments_are_rejected(kwargs, message):
     x, t, ctx = inputs()
     with pytest.raises(ValueError, match=message):
         m(x, t, ctx, **kwargs)
+
+
+def test_convolutional_head_starts_at_zero_and_round_trips(tmp_path):
+    from genkit.models.transformer_dit import TextDiT2DModel
+
+    torch.manual_seed(0)
+    kw = dict(
+        sample_size=8,
+        patch_size=2,
+        in_channels=4,
+        hidden_size=32,
+        num_attention_heads=2,
+        cross_attention_dim=16,
+    )
+    for model in (
+        FPDMTransformer2DModel(head_channels=8, **kw),
+        TextDiT2DModel(depth=2, head_channels=8, **kw),
+    ):
+        x, t, ctx = inputs()
+        with torch.no_grad():
+            assert model(x, t, ctx).sample.abs().max() == 0  # the head's last map starts at zero
+        with torch.no_grad():  # as after training: the zero-initialised maps get weights
+            for m in model.modules():
+                if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)) and m.weight.abs().sum() == 0:
+                    torch.nn.init.normal_(m.weight, std=0.05)
+            out = model(x, t, ctx).sample
+        assert out.shape == (2, 4, 8, 8) and out.abs().mean() > 1e-3
+        model.save_pretrained(tmp_path / type(model).__name__)
+        loaded = type(model).from_pretrained(tmp_path / type(model).__name__)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x, t, ctx).sample, out)
+    assert FPDMTransformer2DModel(**kw).final.head is None  # without head_channels: the linear head

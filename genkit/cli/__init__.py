@@ -27,11 +27,16 @@ def _quiet_libraries() -> None:
 
 
 def build_parser() -> OneLineArgumentParser:
+    import importlib.metadata
+
     from genkit.cli import avatar, distill, env, generate, models, nerf, train
     from genkit.cli import eval as eval_cmd
 
     parser = OneLineArgumentParser(
         prog="genkit", description="genkit: generative modeling from the command line"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"genkit {importlib.metadata.version('genkit')}"
     )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=OneLineArgumentParser

@@ -1,13 +1,15 @@
 """Dataclass configs as the CLI: each field becomes an argparse option, its ``help`` metadata the help text.
 
 A field with ``metadata={"positional": True}`` becomes a positional argument; ``list[str]`` takes one or
-more values; ``bool`` becomes ``--flag/--no-flag``; ``choices`` in metadata restricts the values.
+more values; ``bool`` becomes ``--flag/--no-flag``; ``float`` takes finite numbers only; ``choices`` in
+metadata restricts the values.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -20,6 +22,17 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         sys.exit(2)
+
+
+def finite_float(text: str) -> float:
+    """argparse type of float options: a finite number (nan and inf are refused like any non-number)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+finite_float.__name__ = "float"  # argparse names the type in its message: "invalid float value: 'nan'"
 
 
 def _base_type(tp: Any) -> tuple[Any, bool]:
@@ -52,7 +65,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
         elif tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            kwargs["type"] = tp
+            kwargs["type"] = finite_float if tp is float else tp
         if meta.get("positional"):
             if "nargs" not in kwargs and f.default is not dataclasses.MISSING:
                 kwargs["nargs"] = "?"

@@ -31,7 +31,7 @@ TRAINERS = {
     "tiny-decoder": (
         TinyDecoderTrainConfig,
         train_tiny_decoder,
-        "train a small AutoencoderTiny decoder for a pipeline's latents (for fast one-step students)",
+        "train a small decoder for a pipeline's latents (for fast one-step students)",
     ),
     "fpdm": (
         FPDMTrainConfig,

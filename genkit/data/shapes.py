@@ -43,6 +43,7 @@ __all__ = [
     "parse_caption",
     "sample_attributes",
     "render",
+    "draw",
     "ShapesDataset",
     "shapes_stream",
     "prompt_set",
@@ -156,16 +157,26 @@ def render(attrs: dict[str, np.ndarray], resolution: int = 32) -> torch.Tensor:
 
     Shapes are anti-aliased by 4x supersampling. Fully vectorised over the batch.
     """
-    n = len(attrs["shape"])
-    res = resolution * _SUPERSAMPLE
-    coords = (torch.arange(res, dtype=torch.float32) + 0.5) / res
     centre = torch.tensor([list(POSITIONS.values())[p] for p in attrs["position"]], dtype=torch.float32)
     centre = centre + torch.as_tensor(attrs["offset"], dtype=torch.float32)
     radius = torch.tensor([list(SIZES.values())[s] for s in attrs["size"]], dtype=torch.float32)
-    radius = (radius * torch.as_tensor(attrs["scale"], dtype=torch.float32)).view(n, 1, 1)
+    radius = radius * torch.as_tensor(attrs["scale"], dtype=torch.float32)
+    return draw(attrs["shape"], attrs["color"], attrs["background"], centre, radius, resolution)
+
+
+def draw(
+    shape, color, background, centre: torch.Tensor, radius: torch.Tensor, resolution: int = 32
+) -> torch.Tensor:
+    """Images (n, 3, R, R) in [0, 1] of one shape each: indices ``shape``, ``color`` and ``background``
+    (n,) into SHAPES, COLORS and BACKGROUNDS, ``centre`` (n, 2) as (x, y) fractions of the side,
+    ``radius`` (n,) as a fraction of the side. Anti-aliased by 4x supersampling."""
+    n = len(shape)
+    res = resolution * _SUPERSAMPLE
+    coords = (torch.arange(res, dtype=torch.float32) + 0.5) / res
+    radius = radius.view(n, 1, 1)
     dx = coords.view(1, 1, res) - centre[:, 0].view(n, 1, 1)
     dy = coords.view(1, res, 1) - centre[:, 1].view(n, 1, 1)
-    shape = torch.as_tensor(attrs["shape"]).view(n, 1, 1)
+    shape = torch.as_tensor(shape).view(n, 1, 1)
     circle = dx.square() + dy.square() <= radius.square()
     square = torch.maximum(dx.abs(), dy.abs()) <= 0.85 * radius
     # Upward triangle: apex at -r, base at +0.75 r with half-width r.
@@ -176,8 +187,8 @@ def render(attrs: dict[str, np.ndarray], resolution: int = 32) -> torch.Tensor:
         shape == 0, circle, torch.where(shape == 1, square, torch.where(shape == 2, triangle, cross))
     )
     alpha = torch.nn.functional.avg_pool2d(mask.float().unsqueeze(1), _SUPERSAMPLE)  # (n, 1, R, R)
-    fg = torch.tensor([list(COLORS.values())[c] for c in attrs["color"]], dtype=torch.float32) / 255.0
-    bg = torch.tensor([BACKGROUNDS[b] for b in attrs["background"]], dtype=torch.float32) / 255.0
+    fg = torch.tensor([list(COLORS.values())[c] for c in color], dtype=torch.float32) / 255.0
+    bg = torch.tensor([BACKGROUNDS[b] for b in background], dtype=torch.float32) / 255.0
     return bg.view(n, 1, 1, 1) * (1 - alpha) + fg.view(n, 3, 1, 1) * alpha
 
 

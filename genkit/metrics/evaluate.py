@@ -1,10 +1,13 @@
-"""Evaluate a text-to-image generator, or a folder of images, with the shapes oracle.
+"""Evaluate a text-to-image generator, or a folder of images, with the shapes oracle and whole-image measures.
 
 Protocol: for each prompt of a split (every attribute combination of ``train`` = "seen", or of
-``heldout``), ``num_per_prompt`` images with seeds ``seed + j``. Prompt accuracy counts an image correct
+``heldout``), ``num_images`` images with seeds ``seed + j``. Prompt accuracy counts an image correct
 when the oracle reads the prompt's shape, colour and position off it. FD, precision and recall compare
 oracle features against ``num_real`` real procedural images of the same split; diversity is the mean
-pairwise feature distance among the images of one prompt.
+pairwise feature distance among the images of one prompt. The oracle is trained to ignore the
+background, so two measures of ``genkit.metrics.whole_image`` sit beside them: ``fd_whole`` (the FD in the
+features of a fixed random network, against the same real images) and ``artifact_rate`` (images with
+patches of another grey in their background).
 """
 
 from __future__ import annotations
@@ -20,9 +23,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genkit.data.shapes import COLORS, POSITIONS, SHAPES, SIZES, ShapesDataset, parse_caption, prompt_set
+from genkit.data.shapes import (
+    BACKGROUNDS,
+    COLORS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    ShapesDataset,
+    parse_caption,
+    prompt_set,
+)
 from genkit.metrics.classifier import ShapesClassifier
 from genkit.metrics.scores import diversity, frechet_distance, precision_recall, prompt_accuracy
+from genkit.metrics.whole_image import artifact_rate, whole_image_features
 from genkit.utils import GenkitError, atomic_file, output_file, reading
 
 
@@ -46,31 +59,55 @@ def prompt_labels(prompts: list[str]) -> dict[str, torch.Tensor]:
     }
 
 
+@dataclass
+class RealReference:
+    """What generated images are compared with: the features of ``num`` real procedural images of a split
+    in the oracle's space and in the whole-image space."""
+
+    oracle: torch.Tensor
+    whole: torch.Tensor
+
+
 def real_features(
     oracle: ShapesClassifier, split: str, num_real: int = 2000, seed: int = 12345
-) -> torch.Tensor:
-    ds = ShapesDataset(num_real, oracle.config.resolution, seed=seed, split=split)
-    return oracle.predict(ds.batch(range(len(ds)))["pixel_values"])["features"]
+) -> RealReference:
+    images = ShapesDataset(num_real, oracle.config.resolution, seed=seed, split=split).batch(range(num_real))
+    images = images["pixel_values"]
+    return RealReference(oracle.predict(images)["features"], whole_image_features(images))
+
+
+def background_tones(images: torch.Tensor) -> dict[int, float]:
+    """The fraction of images whose background (the median of the border) is nearest to each of the
+    procedural data's grey levels."""
+    x = (images.float().clamp(-1, 1) + 1) / 2 * 255
+    border = torch.cat([x[..., :2, :].flatten(1), x[..., -2:, :].flatten(1)], -1)
+    nearest = (
+        (border.median(-1).values[:, None] - torch.tensor(BACKGROUNDS, dtype=torch.float32)).abs().argmin(1)
+    )
+    return {grey: float((nearest == i).float().mean()) for i, grey in enumerate(BACKGROUNDS)}
 
 
 def score_images(
-    images: torch.Tensor, prompts: list[str], oracle: ShapesClassifier, real: torch.Tensor
+    images: torch.Tensor, prompts: list[str], oracle: ShapesClassifier, real: RealReference
 ) -> dict[str, float]:
     """All metrics for ``images`` (N, 3, R, R) in [-1, 1] generated from ``prompts`` (N captions)."""
     pred = oracle.predict(images)
     target = prompt_labels(prompts)
-    precision, recall = precision_recall(real, pred["features"])
+    precision, recall = precision_recall(real.oracle, pred["features"])
     per_attr = {
         f"accuracy_{k}": (pred[k] == target[k]).float().mean().item()
         for k in ("shape", "color", "position", "size")
     }
     return {
         "prompt_accuracy": prompt_accuracy(pred, target),
-        "fd": frechet_distance(real, pred["features"]),
+        "fd": frechet_distance(real.oracle, pred["features"]),
+        "fd_whole": frechet_distance(real.whole, whole_image_features(images)),
+        "artifact_rate": artifact_rate(images),
         "precision": precision,
         "recall": recall,
         "diversity": diversity(pred["features"], prompts),
         **per_attr,
+        "background_tones": background_tones(images),
         "num_images": len(prompts),
     }
 
@@ -149,7 +186,13 @@ class EvalConfig:
         default="both", metadata={"help": "prompt set for --model", "choices": ["train", "heldout", "both"]}
     )
     num_images: int = field(default=4, metadata={"help": "images per prompt (seeds seed..seed+n-1)"})
-    steps: int = field(default=25, metadata={"help": "denoising steps"})
+    steps: int | None = field(
+        default=None,
+        metadata={"help": "denoising steps (default: 25; a distilled student: the steps it was trained for)"},
+    )
+    num_prompts: int | None = field(
+        default=None, metadata={"help": "evaluate this many prompts of each split (default: all)"}
+    )
     scheduler: str = field(
         default="dpm", metadata={"help": "diffusers scheduler", "choices": ["ddim", "dpm", "euler"]}
     )
@@ -165,13 +208,16 @@ class EvalConfig:
     def __post_init__(self):
         if (self.model is None) == (self.images is None):
             raise GenkitError("give exactly one of --model or --images")
-        if self.steps <= 0 or self.num_images <= 0 or self.num_real <= 1:
+        if (self.steps is not None and self.steps <= 0) or self.num_images <= 0 or self.num_real <= 1:
             raise GenkitError("--steps and --num-images must be positive, --num-real at least 2")
+        if self.num_prompts is not None and self.num_prompts <= 0:
+            raise GenkitError("--num-prompts must be positive")
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, dict]:
     """Score ``cfg.model`` (generated for every prompt of the split) or ``cfg.images``; results per split,
     also written to ``cfg.out`` as JSON when given."""
+    from genkit.generate import sampling_steps
     from genkit.loading import load_pipeline, resolve_device
 
     out = output_file(cfg.out) if cfg.out else None  # checked before the work
@@ -188,9 +234,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, dict]:
         results[split] = score_images(images, prompts, oracle, real_features(oracle, split, cfg.num_real))
     else:
         pipe = load_pipeline(cfg.model, cfg.scheduler, device)
+        steps = sampling_steps(pipe, cfg.steps, cfg.model)
         for split in ["train", "heldout"] if cfg.split == "both" else [cfg.split]:
             images, prompts, secs = generate_images(
-                pipe, prompt_set(split), cfg.num_images, cfg.steps, cfg.guidance, cfg.seed
+                pipe, prompt_set(split, cfg.num_prompts), cfg.num_images, steps, cfg.guidance, cfg.seed
             )
             r = score_images(images, prompts, oracle, real_features(oracle, split, cfg.num_real))
             r["images_per_second"] = len(prompts) / secs
@@ -201,11 +248,11 @@ def evaluate(cfg: EvalConfig) -> dict[str, dict]:
     return results
 
 
-COLUMNS = ("prompt_accuracy", "fd", "precision", "recall", "diversity")
+COLUMNS = ("prompt_accuracy", "fd", "fd_whole", "artifact_rate", "precision", "recall", "diversity")
 
 
 def results_table(results: dict[str, dict]) -> str:
     """``evaluate``'s results as a text table, one row per split."""
-    lines = [f"{'split':<10}" + "".join(f"{k:>18}" for k in COLUMNS)]
-    lines += [f"{split:<10}" + "".join(f"{r[k]:>18.4f}" for k in COLUMNS) for split, r in results.items()]
+    lines = [f"{'split':<10}" + "".join(f"{k:>16}" for k in COLUMNS)]
+    lines += [f"{split:<10}" + "".join(f"{r[k]:>16.4f}" for k in COLUMNS) for split, r in results.items()]
     return "\n".join(lines)

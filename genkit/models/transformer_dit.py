@@ -29,6 +29,7 @@ class TextDiT2DModel(ModelMixin, ConfigMixin):
         depth: int = 8,
         mlp_ratio: float = 4.0,
         cross_attention_dim: int = 64,
+        head_channels: int = 0,
     ):
         super().__init__()
         out_channels = out_channels or in_channels
@@ -38,7 +39,7 @@ class TextDiT2DModel(ModelMixin, ConfigMixin):
         self.blocks = nn.ModuleList(
             FPDMBlock(hidden_size, num_attention_heads, mlp_ratio, cross_attention_dim) for _ in range(depth)
         )
-        self.final = FinalLayer(hidden_size, patch_size, out_channels, sample_size)
+        self.final = FinalLayer(hidden_size, patch_size, out_channels, sample_size, head_channels)
 
     def forward(
         self,

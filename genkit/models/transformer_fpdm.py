@@ -182,24 +182,38 @@ class TextConditionedEmbed(nn.Module):
 
 
 class FinalLayer(nn.Module):
-    """adaLN-modulated LayerNorm and a zero-initialised linear map back to patches, then unpatchify."""
+    """adaLN-modulated LayerNorm and a linear map back to patches, then unpatchify. With ``head_channels``
+    the patches carry that many channels, refined at the latent's full resolution by two 3x3 convolutions
+    (the detail inside a patch, which one linear map per token renders poorly); the last map is
+    zero-initialised, so the model starts by predicting zero."""
 
-    def __init__(self, hidden_size: int, patch_size: int, out_channels: int, sample_size: int):
+    def __init__(
+        self, hidden_size: int, patch_size: int, out_channels: int, sample_size: int, head_channels: int = 0
+    ):
         super().__init__()
         self.patch_size, self.out_channels, self.sample_size = patch_size, out_channels, sample_size
         self.norm = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
-        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels)
-        for m in (self.ada[1], self.linear):
+        self.channels = head_channels or out_channels
+        self.linear = nn.Linear(hidden_size, patch_size * patch_size * self.channels)
+        self.head = None
+        if head_channels:
+            self.head = nn.Sequential(
+                nn.Conv2d(head_channels, head_channels, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(head_channels, out_channels, 3, padding=1),
+            )
+        for m in (self.ada[1], self.head[-1] if self.head is not None else self.linear):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         shift, scale = self.ada(c).chunk(2, dim=-1)
         x = self.linear(modulate(self.norm(x), shift, scale))
-        p, ch, h = self.patch_size, self.out_channels, self.sample_size // self.patch_size
+        p, ch, h = self.patch_size, self.channels, self.sample_size // self.patch_size
         x = x.reshape(x.shape[0], h, h, p, p, ch)
-        return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], ch, h * p, h * p)
+        x = torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], ch, h * p, h * p)
+        return x if self.head is None else self.head(x)
 
 
 @dataclass
@@ -229,6 +243,7 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         mlp_ratio: float = 4.0,
         cross_attention_dim: int = 64,
         num_iterations: int = 8,
+        head_channels: int = 0,
     ):
         super().__init__()
         out_channels = out_channels or in_channels
@@ -244,7 +259,7 @@ class FPDMTransformer2DModel(ModelMixin, ConfigMixin):
         self.fixed_point_block = block()
         self.post_blocks = nn.ModuleList(block() for _ in range(post_depth))
 
-        self.final = FinalLayer(d, patch_size, out_channels, sample_size)
+        self.final = FinalLayer(d, patch_size, out_channels, sample_size, head_channels)
 
     def forward(
         self,

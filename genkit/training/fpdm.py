@@ -16,7 +16,7 @@ same loop, data and optimiser.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,9 @@ class FPDMTrainConfig(LatentTrainConfig):
     hidden_size: int = field(default=128, metadata={"help": "transformer width"})
     num_attention_heads: int = field(default=4, metadata={"help": "attention heads"})
     patch_size: int = field(default=2, metadata={"help": "latent patch size"})
+    head_channels: int = field(
+        default=0, metadata={"help": "channels of a 3x3 convolutional output head (0: a linear head)"}
+    )
     pre_depth: int = field(default=1, metadata={"help": "FPDM: explicit blocks before the implicit layer"})
     post_depth: int = field(default=1, metadata={"help": "FPDM: explicit blocks after the implicit layer"})
     sample_iterations: int = field(
@@ -97,6 +100,7 @@ def build_model(cfg: FPDMTrainConfig, latent_channels: int, latent_side: int, te
         hidden_size=cfg.hidden_size,
         num_attention_heads=cfg.num_attention_heads,
         cross_attention_dim=text_dim,
+        head_channels=cfg.head_channels,
     )
     if cfg.arch == "dit":
         return TextDiT2DModel(depth=cfg.depth, **common)
@@ -177,6 +181,6 @@ def train_fpdm(cfg: FPDMTrainConfig) -> Path:
     )
     final = out / "model"
     if accelerator.is_main_process:
-        save_pipeline(pipe, final, cfg.save_dtype)
+        save_pipeline(pipe, final, cfg.save_dtype, training={"command": "genkit train fpdm", **asdict(cfg)})
     accelerator.end_training()
     return final

@@ -107,8 +107,11 @@ def load_text_encoder_as_fp32(config_path: Path) -> None:
     config_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
-def save_pipeline(pipe, final: Path, dtype: str) -> None:
-    """``save_pretrained`` in ``dtype`` ("fp32"/"fp16") into ``final`` atomically, text encoder loading as fp32."""
+def save_pipeline(pipe, final: Path, dtype: str, training: dict | None = None) -> None:
+    """``save_pretrained`` in ``dtype`` ("fp32"/"fp16") into ``final`` atomically, text encoder loading as
+    fp32, with ``training`` (the run's configuration) as ``training.json`` beside the components."""
     with atomic_dir(final) as tmp:
         pipe.to(dtype=save_dtype(dtype)).save_pretrained(tmp, safe_serialization=True)
         load_text_encoder_as_fp32(tmp / "text_encoder" / "config.json")
+        if training is not None:
+            (tmp / "training.json").write_text(json.dumps(training, indent=2) + "\n")

@@ -58,7 +58,7 @@ class OneStepPipeline(DiffusionPipeline):
             denoiser=denoiser, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler
         )
         self.register_to_config(student_timesteps=ts)
-        # an AutoencoderKL, or an AutoencoderTiny decoder (genkit train tiny-decoder)
+        # an AutoencoderKL (the teacher's, or genkit train tiny-decoder's) or an AutoencoderTiny
         blocks = (
             getattr(self.vae.config, "block_out_channels", None) or self.vae.config.decoder_block_out_channels
         )

@@ -553,7 +553,9 @@ class HashBlendshapeAvatar(_AvatarBase):
         with stages("gather"):
             u = (q.clamp(-1, 1) + 1) / 2
             # "triton" raises where the kernel does not fit; "auto" then falls back to torch
-            if use_triton(x.device, backend) and (backend == "triton" or self.triton_fits(state.tables, u, w)):
+            if use_triton(x.device, backend) and (
+                backend == "triton" or self.triton_fits(state.tables, u, w)
+            ):
                 feats = self.lookup_triton(state.tables, nn_, u, w)
             else:
                 feats = self.lookup(state.tables, nn_, u, w)
