@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= outputs/demo
 
-.PHONY: demo test test-all setup weights weights-fpdm weights-student weights-avatar bench lint clean
+.PHONY: demo test test-all setup weights weights-fpdm weights-student weights-avatar weights-video bench lint clean
 
 setup: $(STAMP)
 
@@ -31,7 +31,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Reproduce the shipped weights in genkit/assets (about 2.5 hours on 2 CPU cores; BENCHMARKS.md has each run).
+# Reproduce the shipped weights in genkit/assets (about 3.5 hours on 2 CPU cores; BENCHMARKS.md has each run).
 weights: $(STAMP)
 	$(BIN)/genkit train tokenizer --out runs/tokenizer
 	$(BIN)/genkit train vae --out runs/vae
@@ -43,6 +43,7 @@ weights: $(STAMP)
 	$(MAKE) weights-fpdm
 	$(MAKE) weights-student
 	$(MAKE) weights-avatar
+	$(MAKE) weights-video
 
 # FPDM and its DiT baseline on the bundled text2img-shapes VAE and text encoder, equal steps and batch
 # (an S-JFB step costs 1/2.6 of a DiT-14 step; bench/fpdm_vs_dit.py measures it).
@@ -72,6 +73,14 @@ weights-avatar: $(STAMP)
 	rm -rf genkit/assets/avatar-head
 	cp -r runs/avatar/model genkit/assets/avatar-head
 
+# Motion modules on the bundled text2img-shapes (frozen) and the video metrics' classifier (about 35 minutes).
+weights-video: $(STAMP)
+	$(BIN)/genkit train video --out runs/video --max-train-steps 2500 --save-dtype fp16
+	$(BIN)/genkit train video-classifier --out runs/video-classifier --save-dtype fp16
+	rm -rf genkit/assets/video-shapes genkit/assets/video-classifier
+	cp -r runs/video/model genkit/assets/video-shapes
+	cp -r runs/video-classifier/model genkit/assets/video-classifier
+
 bench: $(STAMP)
 	$(BIN)/python bench/vae.py
 	$(BIN)/python bench/text2img.py
@@ -80,6 +89,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/nerf.py
 	$(BIN)/python bench/avatar.py
 	$(BIN)/python bench/avatar_inputs.py
+	$(BIN)/python bench/video.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genkit.loading import default_model, load_pipeline, resolve_device, resolve_model
-from genkit.utils import GenkitError, atomic_file, ensure_writable_dir, image_grid
+from genkit.loading import default_model, load_pipeline, pipeline_class_name, resolve_device, resolve_model
+from genkit.utils import GenkitError, atomic_file, ensure_writable_dir, image_grid, reading
 
 __all__ = ["GenerateConfig", "generate", "sampling_steps"]
 
@@ -104,9 +104,12 @@ def generate(cfg: GenerateConfig) -> tuple[Path, int]:
 
     # a bad model or device fails before the output folder is made, an unusable folder before any work
     path, device = resolve_model(cfg.model), resolve_device(cfg.device)
+    model = cfg.model or default_model()
+    with reading(f"could not load model from {str(path)!r}", (Exception,)):
+        if pipeline_class_name(path) == "AnimateDiffPipeline":
+            raise GenkitError(f"{model!r} is a video model; use 'genkit video'")
     out = ensure_writable_dir(cfg.out)
     pipe = load_pipeline(path, cfg.scheduler, device)
-    model = cfg.model or default_model()
     fpdm = isinstance(pipe, FPDMPipeline)
     steps = sampling_steps(pipe, cfg.steps, model)
     fpdm_args = {}

@@ -5,7 +5,8 @@ a folder, a device and a loaded object.
 - ``resolve_model(name_or_path)``: a bundled model (by name or alias; None is the default) or a diffusers
   pipeline folder -> the folder.
 - ``load_pipeline(name_or_path, scheduler, device)``: that folder as the pipeline class its
-  ``model_index.json`` names (``StableDiffusionPipeline``, ``FPDMPipeline``, ``OneStepPipeline``).
+  ``model_index.json`` names (``StableDiffusionPipeline``, ``FPDMPipeline``, ``OneStepPipeline``,
+  ``AnimateDiffPipeline``).
 - ``bundled_path(name)``: the folder of one bundled model (the oracle, the avatar...).
 
 Every failure a user can cause (an unknown name, a missing or corrupt folder, a device torch does not see)
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 # the kinds of bundled model that are diffusers pipelines (``genkit generate --model``)
-PIPELINE_KINDS = ("text2img", "fpdm", "dit", "student")
+PIPELINE_KINDS = ("text2img", "fpdm", "dit", "student", "video")
 
 
 def resolve_device(name: str) -> str:
@@ -113,6 +114,7 @@ def load_pipeline(
     from genkit.pipelines.fpdm import load_fpdm
     from genkit.pipelines.one_step import load_one_step
     from genkit.pipelines.text2img import load_text2img
+    from genkit.pipelines.video import load_video
 
     loaders = {
         "StableDiffusionPipeline": lambda p: load_text2img(
@@ -120,6 +122,7 @@ def load_pipeline(
         ),
         "FPDMPipeline": lambda p: load_fpdm(p, scheduler=scheduler, device=device, dtype=dtype),
         "OneStepPipeline": lambda p: load_one_step(p, device=device, dtype=dtype),
+        "AnimateDiffPipeline": lambda p: load_video(p, scheduler=scheduler, device=device, dtype=dtype),
     }
     path, device = resolve_model(name_or_path), resolve_device(device)
     with reading(f"could not load model from {str(path)!r}", (Exception,)):  # a broken folder is the user's

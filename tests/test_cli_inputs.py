@@ -9,6 +9,7 @@ import pytest
 
 from genkit.assets import bundled_models
 from genkit.cli import main
+from genkit.loading import PIPELINE_KINDS
 
 
 def run(args, capsys):
@@ -53,6 +54,20 @@ CASES = [
     (["generate", "x", "--allocation", "zigzag"], "invalid choice"),
     (["generate", "x", "--scheduler", "plms"], "invalid choice"),
     (["generate", "x", "--model", "no-such-model"], "unknown model 'no-such-model'"),
+    (["generate", "x", "--model", "video-shapes", "--out", "{t}/d1"], "is a video model; use 'genkit video'"),
+    (["video"], "required: PROMPT"),
+    (["video", " "], "prompt must not be empty"),
+    (["video", "x", "--frames", "1"], "--frames must be in [2, 32]"),
+    (["video", "x", "--fps", "0"], "--fps must be a positive integer"),
+    (["video", "x", "--num-videos", "-1"], "--num-videos must be a positive integer"),
+    (["video", "x", "--guidance", "nan"], "invalid float value: 'nan'"),
+    (["video", "x", "--model", "text2img-shapes", "--out", "{t}/d2"], "is an image model"),
+    (["video", "x", "--model", "{t}/file"], "is a file, not a diffusers pipeline folder"),
+    (["video", "x", "--model", "video-classifier"], "is a bundled classifier model"),
+    (["train", "video", "--frames", "40"], "--frames must be in [2, 32]"),
+    (["train", "video", "--batch-size", "0"], "must be positive"),
+    (["train", "video", "--base", "student-shapes", "--out", "{t}/d3"], "--base must be a Stable Diffusion"),
+    (["train", "video-classifier", "--frames", "6"], "--frames must be a positive multiple of 4"),
     (
         ["generate", "x", "--model", "shapes-oracle"],
         "is a bundled classifier model, not a diffusers pipeline",
@@ -124,9 +139,7 @@ def test_version(capsys):
     assert rc == 0 and out.startswith("genkit ")
 
 
-PIPELINES = [
-    name for name, info in bundled_models().items() if info["kind"] in ("text2img", "fpdm", "dit", "student")
-]
+PIPELINES = [name for name, info in bundled_models().items() if info["kind"] in PIPELINE_KINDS]
 
 
 @pytest.mark.parametrize("name", PIPELINES)
@@ -136,6 +149,11 @@ def test_eval_runs_on_every_bundled_model(name, tmp_path, capsys):
     rc, stdout, err = run([*args, "--num-real", "200", "--out", str(out)], capsys)
     assert rc == 0, err
     r = json.loads(out.read_text())["results"]["heldout"]
+    if bundled_models()[name]["kind"] == "video":
+        assert r["num_clips"] == 4 and r["fvd"] > 0 and 0 <= r["motion_accuracy"] <= 1
+        assert r["frame_prompt_accuracy"] >= 0.25 and r["flicker_ratio"] > 0
+        assert "motion_accuracy" in stdout
+        return
     assert r["num_images"] == 4 and 0 <= r["artifact_rate"] <= 1 and r["fd"] > 0 and r["fd_whole"] > 0
     if bundled_models()[name]["kind"] in ("text2img", "student"):  # the shipped generators draw the prompts
         assert r["prompt_accuracy"] >= 0.75

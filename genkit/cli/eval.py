@@ -1,5 +1,5 @@
 """``genkit eval --model NAME|PATH`` or ``genkit eval --images DIR``: prompt accuracy, FD, precision/recall,
-diversity (``genkit.metrics.evaluate``)."""
+diversity (``genkit.metrics.evaluate``); for a video model, motion and frame accuracy, flicker and FVD."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``genkit train {tokenizer,vae,text2img,classifier,tiny-decoder,fpdm} ...``: every part of the embedded models.
+"""``genkit train {tokenizer,vae,text2img,classifier,tiny-decoder,fpdm,video,video-classifier} ...``: every part of the embedded models.
 
 Each trainer runs on accelerate (``accelerate launch -m genkit train ...`` for several GPUs or nodes),
 shows a progress bar with ETA, saves resumable checkpoints under ``OUT/checkpoints`` and resumes from the
@@ -14,6 +14,8 @@ from genkit.training.text2img import Text2ImgTrainConfig, train_text2img
 from genkit.training.tiny_decoder import TinyDecoderTrainConfig, train_tiny_decoder
 from genkit.training.tokenizer import TokenizerTrainConfig, train_tokenizer
 from genkit.training.vae import VAETrainConfig, train_vae
+from genkit.training.video import VideoTrainConfig, train_video
+from genkit.training.video_classifier import VideoClassifierTrainConfig, train_video_classifier
 
 TRAINERS = {
     "tokenizer": (TokenizerTrainConfig, train_tokenizer, "learn the word-level tokenizer from the captions"),
@@ -37,6 +39,16 @@ TRAINERS = {
         FPDMTrainConfig,
         train_fpdm,
         "train an FPDM transformer (or its DiT baseline, --arch dit); writes an FPDMPipeline",
+    ),
+    "video": (
+        VideoTrainConfig,
+        train_video,
+        "train motion modules on a text-to-image pipeline; writes an AnimateDiffPipeline",
+    ),
+    "video-classifier": (
+        VideoClassifierTrainConfig,
+        train_video_classifier,
+        "train the video network used by the video metrics",
     ),
 }
 

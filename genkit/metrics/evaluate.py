@@ -8,6 +8,10 @@ pairwise feature distance among the images of one prompt. The oracle is trained 
 background, so two measures of ``genkit.metrics.whole_image`` sit beside them: ``fd_whole`` (the FD in the
 features of a fixed random network, against the same real images) and ``artifact_rate`` (images with
 patches of another grey in their background).
+
+A video model (an ``AnimateDiffPipeline``) is scored on the moving-shapes prompts with the video metrics
+of ``genkit.metrics.video``: motion accuracy (tracking), per-frame prompt accuracy, flicker against real
+clips and FVD in the video classifier's features.
 """
 
 from __future__ import annotations
@@ -198,9 +202,12 @@ class EvalConfig:
     )
     guidance: float = field(default=4.0, metadata={"help": "classifier-free guidance scale"})
     seed: int = field(default=0, metadata={"help": "first seed"})
-    oracle: str | None = field(default=None, metadata={"help": "oracle classifier folder (default: bundled)"})
+    oracle: str | None = field(
+        default=None,
+        metadata={"help": "oracle classifier folder (default: bundled; a video model: the video classifier)"},
+    )
     num_real: int = field(
-        default=2000, metadata={"help": "real images per split for FD / precision / recall"}
+        default=2000, metadata={"help": "real images per split for FD / precision / recall (video: clips)"}
     )
     device: str = field(default="auto", metadata={"help": "'auto', 'cpu', 'cuda', ..."})
     out: str | None = field(default=None, metadata={"help": "also write the results to this JSON file"})
@@ -217,11 +224,24 @@ class EvalConfig:
 def evaluate(cfg: EvalConfig) -> dict[str, dict]:
     """Score ``cfg.model`` (generated for every prompt of the split) or ``cfg.images``; results per split,
     also written to ``cfg.out`` as JSON when given."""
-    from genkit.generate import sampling_steps
     from genkit.loading import load_pipeline, resolve_device
 
     out = output_file(cfg.out) if cfg.out else None  # checked before the work
     device = resolve_device(cfg.device)
+    pipe = load_pipeline(cfg.model, cfg.scheduler, device) if cfg.model is not None else None
+    if type(pipe).__name__ == "AnimateDiffPipeline":
+        results = evaluate_video(pipe, cfg, device)
+    else:
+        results = _evaluate_images(pipe, cfg, device)
+    if out is not None:
+        with atomic_file(out) as tmp:
+            tmp.write_text(json.dumps({"config": vars(cfg), "results": results}, indent=2) + "\n")
+    return results
+
+
+def _evaluate_images(pipe, cfg: EvalConfig, device: str) -> dict[str, dict]:
+    from genkit.generate import sampling_steps
+
     oracle = load_oracle(cfg.oracle, device)
     results: dict[str, dict] = {}
     if cfg.images is not None:
@@ -233,7 +253,6 @@ def evaluate(cfg: EvalConfig) -> dict[str, dict]:
         split = "all" if len(set(heldout)) > 1 else ("heldout" if heldout[0] else "train")
         results[split] = score_images(images, prompts, oracle, real_features(oracle, split, cfg.num_real))
     else:
-        pipe = load_pipeline(cfg.model, cfg.scheduler, device)
         steps = sampling_steps(pipe, cfg.steps, cfg.model)
         for split in ["train", "heldout"] if cfg.split == "both" else [cfg.split]:
             images, prompts, secs = generate_images(
@@ -242,17 +261,50 @@ def evaluate(cfg: EvalConfig) -> dict[str, dict]:
             r = score_images(images, prompts, oracle, real_features(oracle, split, cfg.num_real))
             r["images_per_second"] = len(prompts) / secs
             results[split] = r
-    if out is not None:
-        with atomic_file(out) as tmp:
-            tmp.write_text(json.dumps({"config": vars(cfg), "results": results}, indent=2) + "\n")
+    return results
+
+
+def evaluate_video(pipe, cfg: EvalConfig, device: str) -> dict[str, dict]:
+    """The video metrics (``genkit.metrics.video.score_clips``) of an AnimateDiff pipeline's clips of the
+    moving-shapes prompts of each split, at the video classifier's frame count."""
+    from genkit.data.video import video_prompt_set
+    from genkit.loading import resolve_model
+    from genkit.metrics.video import load_video_classifier, real_video_features, score_clips
+    from genkit.pipelines.video import generate_clips, trained_noise_shared
+
+    shared = trained_noise_shared(resolve_model(cfg.model))
+    classifier = load_video_classifier(cfg.oracle, device)
+    reference = real_video_features(classifier, cfg.num_real)
+    results: dict[str, dict] = {}
+    for split in ["train", "heldout"] if cfg.split == "both" else [cfg.split]:
+        prompts = [p for p in video_prompt_set(split, cfg.num_prompts) for _ in range(cfg.num_images)]
+        seeds = [cfg.seed + i % cfg.num_images for i in range(len(prompts))]
+        t0, clips = time.perf_counter(), []
+        for i in range(0, len(prompts), 8):
+            clips.append(
+                generate_clips(
+                    pipe,
+                    prompts[i : i + 8],
+                    seeds[i : i + 8],
+                    classifier.config.frames,
+                    cfg.steps or 25,
+                    cfg.guidance,
+                    shared,
+                )
+            )
+        secs = time.perf_counter() - t0
+        results[split] = {**score_clips(torch.cat(clips), prompts, classifier, reference)}
+        results[split]["clips_per_second"] = len(prompts) / secs
     return results
 
 
 COLUMNS = ("prompt_accuracy", "fd", "fd_whole", "artifact_rate", "precision", "recall", "diversity")
+VIDEO_COLUMNS = ("motion_accuracy", "frame_prompt_accuracy", "flicker_ratio", "fvd", "clips_per_second")
 
 
 def results_table(results: dict[str, dict]) -> str:
     """``evaluate``'s results as a text table, one row per split."""
-    lines = [f"{'split':<10}" + "".join(f"{k:>16}" for k in COLUMNS)]
-    lines += [f"{split:<10}" + "".join(f"{r[k]:>16.4f}" for k in COLUMNS) for split, r in results.items()]
+    columns = VIDEO_COLUMNS if "fvd" in next(iter(results.values())) else COLUMNS
+    lines = [f"{'split':<10}" + "".join(f"{k:>22}" for k in columns)]
+    lines += [f"{split:<10}" + "".join(f"{r[k]:>22.4f}" for k in columns) for split, r in results.items()]
     return "\n".join(lines)

@@ -1,0 +1,247 @@
+"""``genkit train video``: AnimateDiff motion modules on a text-to-image pipeline, trained on moving shapes.
+
+The image model (``--base``, the bundled ``text2img-shapes`` by default) stays frozen: its UNet becomes a
+diffusers ``UNetMotionModel`` whose zero-initialised motion modules (``genkit.models.video``) are the only
+trained layers, with the embedding rows of the motion words its tokenizer did not know ("moving", "up",
+"growing"...). Every frame of a clip shares the clip's noise level and caption; the loss is the image
+model's (v-prediction on its zero-terminal-SNR schedule) over all frames. The noise of a clip is PYoCo's
+mixed noise: a share (``--noise-shared``, 0.5) of its variance is one draw for every frame, the rest
+drawn per frame, so each frame's noise is still N(0, I) (the frozen image layers see what they know) while
+the frames start out correlated; with independent noise the frames of a sample fell apart into groups that
+each chose their own layout. Latents of a seeded set of
+procedural clips (``genkit.data.video``) are cached once, as ``genkit train text2img`` caches images'.
+
+The result is a diffusers ``AnimateDiffPipeline`` folder (``model/``) with the base's VAE, text encoder
+(plus the new rows), tokenizer (plus the new words) and scheduler; ``genkit video`` and diffusers'
+``AnimateDiffPipeline.from_pretrained`` load it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AnimateDiffPipeline, DDPMScheduler
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from genkit.data.video import MOTIONS, VideoDataset
+from genkit.loading import load_pipeline, resolve_model
+from genkit.models.text import tokenize
+from genkit.models.video import NewRowsOnly, add_words, video_unet
+from genkit.pipelines.video import video_noise
+from genkit.training.latents import diffusion_target, save_pipeline
+from genkit.training.loop import (
+    device_field,
+    make_accelerator,
+    progress,
+    resume,
+    save_checkpoint,
+    save_dtype_field,
+)
+from genkit.utils import GenkitError
+
+__all__ = ["VideoLatentCache", "VideoTrainConfig", "build_video_pipeline", "train_video"]
+
+
+@dataclass
+class VideoTrainConfig:
+    base: str = field(
+        default="text2img-shapes",
+        metadata={"help": "bundled model name or Stable Diffusion pipeline folder to animate"},
+    )
+    out: str = field(default="runs/video", metadata={"help": "run folder: checkpoints/ and model/"})
+    frames: int = field(default=16, metadata={"help": "frames per training clip"})
+    max_train_steps: int = field(default=1500, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=4, metadata={"help": "clips per step"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW peak learning rate"})
+    lr_warmup_steps: int = field(default=100, metadata={"help": "linear warm-up steps before cosine decay"})
+    caption_dropout: float = field(
+        default=0.1, metadata={"help": "probability of training on the empty prompt (for CFG)"}
+    )
+    num_train_clips: int = field(
+        default=3000, metadata={"help": "size of the seeded training set whose latents are cached"}
+    )
+    motion_heads: int = field(default=4, metadata={"help": "attention heads of each motion module"})
+    noise_shared: float = field(
+        default=0.5,
+        metadata={
+            "help": "fraction of the noise variance shared by the frames of a clip (PYoCo's mixed noise; "
+            "sampling draws the same prior)"
+        },
+    )
+    ema_decay: float = field(default=0.999, metadata={"help": "max EMA decay of the saved weights"})
+    seed: int = field(default=0, metadata={"help": "seed of data, noise and initialisation"})
+    checkpointing_steps: int = field(
+        default=250, metadata={"help": "save a resumable checkpoint every N steps"}
+    )
+    save_dtype: str = save_dtype_field("pipeline")
+    device: str = device_field()
+
+    def __post_init__(self):
+        if (
+            min(
+                self.max_train_steps,
+                self.batch_size,
+                self.checkpointing_steps,
+                self.num_train_clips,
+                self.motion_heads,
+            )
+            <= 0
+        ):
+            raise GenkitError(
+                "max-train-steps, batch-size, checkpointing-steps, num-train-clips and motion-heads "
+                "must be positive"
+            )
+        if not 2 <= self.frames <= 32:
+            raise GenkitError(f"--frames must be in [2, 32], got {self.frames}")
+        if not 0 <= self.caption_dropout < 1:
+            raise GenkitError("caption-dropout must be in [0, 1)")
+        if not 0 <= self.noise_shared < 1:
+            raise GenkitError("--noise-shared must be in [0, 1)")
+
+
+class VideoLatentCache:
+    """The VAE posterior (mean, std, times the scaling factor) of every frame of a seeded set of clips,
+    (N, C, T, h, w) as UNetMotionModel takes them, and the captions."""
+
+    def __init__(self, vae, num_clips: int, frames: int, seed: int, chunk: int = 64):
+        self.dataset = VideoDataset(num_clips, frames, vae.config.sample_size, seed=seed)
+        means, stds = [], []
+        with torch.no_grad():
+            for i in tqdm(range(0, num_clips, chunk), desc="encode clips", unit="batch"):
+                x = self.dataset.batch(range(i, min(i + chunk, num_clips)))["pixel_values"]
+                n = x.shape[0]
+                dist = vae.encode(x.flatten(0, 1).to(vae.device, vae.dtype)).latent_dist
+                for store, v in ((means, dist.mean), (stds, dist.std)):
+                    # contiguous: torch 2.13's CPU convolution backward crashes on the transposed
+                    # strides for some frame counts (a segfault at 2-6 frames)
+                    store.append(v.float().cpu().unflatten(0, (n, frames)).transpose(1, 2).contiguous())
+        s = vae.config.scaling_factor
+        self.mean, self.std = torch.cat(means) * s, torch.cat(stds) * s
+        self.captions = [a.caption() for a in self.dataset.attributes]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def batch(self, seed: int, process_index: int, step: int, batch_size: int, caption_dropout: float):
+        """(latents, caption indices, dropped mask) of one step; depends only on (seed, process, step)."""
+        rng = np.random.default_rng([seed, 5, process_index, step])
+        idx = torch.as_tensor(rng.integers(0, len(self), size=batch_size))
+        drop = torch.as_tensor(rng.random(batch_size) < caption_dropout)
+        latents = self.mean[idx] + self.std[idx] * torch.randn_like(self.std[idx])
+        return latents, idx, drop
+
+
+def build_video_pipeline(vae, text_encoder, tokenizer, unet, scheduler) -> AnimateDiffPipeline:
+    return AnimateDiffPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        motion_adapter=None,
+        scheduler=scheduler,
+    )
+
+
+def motion_words() -> list[str]:
+    return sorted({w for m in MOTIONS for w in m.split()})
+
+
+def train_video(cfg: VideoTrainConfig) -> Path:
+    out = Path(cfg.out)
+    base = load_pipeline(resolve_model(cfg.base), device="cpu")
+    if type(base).__name__ != "StableDiffusionPipeline":
+        raise GenkitError(
+            f"--base must be a Stable Diffusion pipeline, {cfg.base!r} is a {type(base).__name__}"
+        )
+    accelerator = make_accelerator(out, cfg.seed, "no", cfg.device)
+    device = accelerator.device
+
+    # --- components: the frozen image model, motion modules, the motion words ---------------------------
+    vae, tokenizer, text_encoder = (
+        base.vae.to(device).requires_grad_(False),
+        base.tokenizer,
+        base.text_encoder,
+    )
+    old_rows = text_encoder.get_input_embeddings().weight.shape[0]
+    added = add_words(tokenizer, text_encoder, motion_words())
+    text_encoder.requires_grad_(False)
+    embedding = text_encoder.get_input_embeddings().weight
+    embedding.requires_grad_(True)
+    embedding.register_hook(NewRowsOnly(old_rows))
+    unet = video_unet(base.unet, heads=cfg.motion_heads)
+    unet.freeze_unet2d_params()
+    noise_scheduler = DDPMScheduler.from_config(base.scheduler.config)
+
+    cache = VideoLatentCache(vae, cfg.num_train_clips, cfg.frames, cfg.seed)
+    input_ids, empty_ids = tokenize(tokenizer, cache.captions), tokenize(tokenizer, [""])
+
+    # --- optimisation: motion modules and the new embedding rows (no weight decay on the embedding) -----
+    motion = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [{"params": motion, "weight_decay": 1e-2}, {"params": [embedding], "weight_decay": 0.0}],
+        lr=cfg.learning_rate,
+    )
+    lr_sched = get_cosine_schedule_with_warmup(optimizer, cfg.lr_warmup_steps, cfg.max_train_steps)
+    unet, text_encoder, optimizer, lr_sched = accelerator.prepare(unet, text_encoder, optimizer, lr_sched)
+    trained = motion + [embedding]
+    ema = EMAModel(trained, decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
+    ema.to(device)
+    start = resume(accelerator, out, states={"ema": ema})
+
+    bar = progress(accelerator, cfg.max_train_steps, start, "train video")
+    for step in range(start, cfg.max_train_steps):
+        latents, idx, drop = cache.batch(
+            cfg.seed, accelerator.process_index, step, cfg.batch_size, cfg.caption_dropout
+        )
+        latents = latents.to(device)
+        ids = torch.where(drop[:, None], empty_ids, input_ids[idx]).to(device)
+        noise = video_noise(latents.shape, cfg.noise_shared, device=device)
+        timesteps = torch.randint(
+            0, noise_scheduler.config.num_train_timesteps, (cfg.batch_size,), device=device
+        )
+        noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+
+        with accelerator.accumulate(unet, text_encoder):
+            # the pipeline's layout: one copy of the prompt's states per frame
+            states = text_encoder(ids)[0].repeat_interleave(cfg.frames, dim=0)
+            pred = unet(noisy, timesteps, states).sample
+            target = diffusion_target(noise_scheduler, latents, noise, timesteps)
+            loss = F.mse_loss(pred.float(), target.float())
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(trained, 1.0)
+            optimizer.step()
+            lr_sched.step()
+            optimizer.zero_grad(set_to_none=True)
+        ema.step(trained)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr_sched.get_last_lr()[0]:.1e}")
+        if (step + 1) % cfg.checkpointing_steps == 0 or step + 1 == cfg.max_train_steps:
+            save_checkpoint(accelerator, out, step + 1, states={"ema": ema})
+    bar.close()
+
+    # --- export: EMA weights as an AnimateDiff pipeline ---------------------------------------------------
+    ema.copy_to(trained)
+    pipe = build_video_pipeline(
+        vae=vae,
+        text_encoder=accelerator.unwrap_model(text_encoder).eval(),
+        tokenizer=tokenizer,
+        unet=accelerator.unwrap_model(unet).eval(),
+        scheduler=base.scheduler,
+    )
+    final = out / "model"
+    if accelerator.is_main_process:
+        training = {
+            **asdict(cfg),
+            "added_words": added,
+            "train_frames": cfg.frames,
+            "noise_shared": cfg.noise_shared,
+        }
+        save_pipeline(pipe, final, cfg.save_dtype, training=training)
+    accelerator.end_training()
+    return final

@@ -1,0 +1,207 @@
+"""Text-to-video: moving-shapes data, motion modules on an image UNet, training, AnimateDiff loading, the
+``genkit video`` command and the video metrics."""
+
+import json
+
+import imageio.v2 as imageio
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from diffusers import AnimateDiffPipeline, UNet2DConditionModel
+from dummies import dummy_pipeline
+
+from genkit.cli import main
+from genkit.data.video import (
+    HELDOUT_TRIPLES,
+    MOTIONS,
+    VideoDataset,
+    parse_video_caption,
+    video_combinations,
+)
+from genkit.metrics.video import (
+    VideoClassifier,
+    classify_motion,
+    flicker,
+    frame_accuracy,
+    load_video_classifier,
+    track,
+)
+from genkit.models.presets import UNET_PRESETS
+from genkit.models.video import NewRowsOnly, add_words, video_unet
+from genkit.training.video import VideoTrainConfig, train_video
+
+
+def test_video_splits_and_captions():
+    train, held = video_combinations("train"), video_combinations("heldout")
+    assert len(train) == 180 and len(held) == 20
+    assert {(a.color, a.shape, a.motion) for a in held} == set(HELDOUT_TRIPLES)
+    assert not {(a.color, a.shape, a.motion) for a in train} & set(HELDOUT_TRIPLES)
+    assert {a.motion for a in train} == set(MOTIONS)
+    for a in train[::17] + held:
+        assert parse_video_caption(a.caption().upper() + ".") == a
+    with pytest.raises(ValueError):
+        parse_video_caption("a small red circle rotating")
+
+
+def test_clips_move_as_captioned_and_are_seeded():
+    data = VideoDataset(120, frames=8, seed=3, split="all")
+    batch = data.batch(range(120))
+    assert batch["pixel_values"].shape == (120, 8, 3, 32, 32)
+    again = VideoDataset(120, frames=8, seed=3, split="all").batch([5, 6])
+    assert torch.equal(again["pixel_values"], batch["pixel_values"][5:7])
+    c, r = batch["centres"], batch["radii"]
+    assert ((c - r[..., None]) > 0).all() and ((c + r[..., None]) < 1).all()  # inside the frame throughout
+    for i, a in enumerate(data.attributes):
+        travel = c[i, -1] - c[i, 0]
+        if a.motion == "growing":
+            assert r[i, -1] > 2 * r[i, 0] and travel.abs().max() == 0
+        elif a.motion == "moving up":
+            assert travel[1] < -0.3 and travel[0] == 0 and r[i, 0] == r[i, -1]
+
+
+def test_tracking_reads_the_motion_of_every_real_clip():
+    data = VideoDataset(90, frames=16, seed=11, split="all")
+    batch = data.batch(range(90))
+    centres, areas = track(batch["pixel_values"])
+    assert (centres - batch["centres"]).abs().max() < 0.06
+    assert classify_motion(centres, areas) == [a.motion for a in data.attributes]
+    still = batch["pixel_values"][:, :1].repeat(1, 16, 1, 1, 1)
+    assert classify_motion(*track(still)) == ["none"] * 90
+    assert flicker(still) == 0.0 and 0.002 < flicker(batch["pixel_values"]) < 0.02
+    noisy = (still + 0.2 * torch.randn_like(still)).clamp(-1, 1)
+    assert flicker(noisy) > 5 * flicker(batch["pixel_values"])
+
+
+def test_video_classifier_reads_frames_and_clips():
+    model = VideoClassifier(frames=8).eval()
+    clips = VideoDataset(3, frames=8, seed=0).batch(range(3))
+    pred = model.predict(clips["pixel_values"])
+    assert pred["features"].shape == (3, 128) and pred["frame_shape"].shape == (3, 8)
+    target_right = {"frame_shape": clips["labels"]["shape"][:, None].repeat(1, 8)}
+    target_right["frame_color"] = clips["labels"]["color"][:, None].repeat(1, 8)
+    assert frame_accuracy(target_right, clips["caption"]) == 1.0
+    wrong = {**target_right, "frame_color": (target_right["frame_color"] + 1) % 5}
+    wrong["frame_color"][0, :4] = target_right["frame_color"][0, :4]
+    assert frame_accuracy(wrong, clips["caption"]) == pytest.approx(4 / 24)
+
+
+def _dummy_unet():
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**UNET_PRESETS["unet-dummy"]).eval()
+    with torch.no_grad():  # a trained-looking UNet: nothing zero
+        for p in unet.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return unet
+
+
+def test_untrained_video_unet_is_the_image_unet_on_every_frame():
+    unet = _dummy_unet()
+    video = video_unet(unet, heads=4).eval()
+    b, t = 2, 5
+    x = torch.randn(b, 4, t, 8, 8)
+    ts = torch.tensor([10, 700])
+    states = torch.randn(b, 6, 32)
+    with torch.no_grad():
+        got = video(x, ts, states.repeat_interleave(t, 0)).sample
+        frames = x.transpose(1, 2).flatten(0, 1)
+        want = unet(frames, ts.repeat_interleave(t), states.repeat_interleave(t, 0)).sample
+    want = want.unflatten(0, (b, t)).transpose(1, 2)
+    assert torch.allclose(got, want, atol=1e-5) and want.abs().mean() > 0.1
+    # the motion modules are the only trainable layers, and they do mix frames once trained
+    video.freeze_unet2d_params()
+    trainable = {n for n, p in video.named_parameters() if p.requires_grad}
+    assert trainable and all("motion_modules" in n for n in trainable)
+    with torch.no_grad():
+        for n, p in video.named_parameters():
+            if n.endswith("proj_out.weight"):
+                p.normal_(std=0.2)
+        mixed = video(x, ts, states.repeat_interleave(t, 0)).sample
+    assert (mixed - got).abs().mean() > 1e-3
+
+
+def test_new_words_train_only_their_rows():
+    pipe = dummy_pipeline()
+    tok, enc = pipe.tokenizer, pipe.text_encoder
+    old_prompt = tok(["a small red circle at the top left"], return_tensors="pt")["input_ids"]
+    old_rows = enc.get_input_embeddings().weight.shape[0]
+    before = enc(old_prompt)[0].detach()
+    added = add_words(tok, enc, ["moving", "up", "left", "shrinking"])
+    assert added == ["moving", "shrinking", "up"]  # "left" is already a word of the image captions
+    ids = tok(["a red circle moving up"])["input_ids"][0]
+    assert tok.unk_token_id not in ids and len(tok) == old_rows + 3
+    emb = enc.get_input_embeddings().weight
+    emb.register_hook(NewRowsOnly(old_rows))
+    opt = torch.optim.AdamW([emb], lr=0.1, weight_decay=0.0)
+    enc(torch.tensor([ids]))[0].pow(2).mean().backward()
+    opt.step()
+    assert torch.equal(enc(old_prompt)[0].detach(), before)
+    assert emb.grad[old_rows:].abs().sum() > 0 and emb.grad[:old_rows].abs().sum() == 0
+
+
+@pytest.fixture(scope="module")
+def tiny_video_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("video")
+    dummy_pipeline().save_pretrained(root / "base")
+    cfg = VideoTrainConfig(
+        base=str(root / "base"),
+        out=str(root / "run"),
+        frames=4,
+        max_train_steps=2,
+        batch_size=2,
+        num_train_clips=6,
+        checkpointing_steps=1,
+        device="cpu",
+    )
+    return cfg, train_video(cfg)
+
+
+def test_trained_video_model_loads_in_diffusers_animatediff(tiny_video_run):
+    cfg, model = tiny_video_run
+    info = json.loads((model / "training.json").read_text())
+    assert info["added_words"] == ["down", "growing", "moving", "shrinking", "up"]
+    pipe = AnimateDiffPipeline.from_pretrained(str(model))
+    pipe.set_progress_bar_config(disable=True)
+
+    def run(seed):
+        return pipe(
+            "a small red circle moving up",
+            num_frames=4,
+            height=32,
+            width=32,
+            num_inference_steps=2,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="np",
+        ).frames[0]
+
+    a, b, c = run(0), run(0), run(1)
+    assert a.shape == (4, 32, 32, 3) and np.array_equal(a, b) and np.abs(a - c).mean() > 1e-3
+    # the checkpoints resume: a longer run continues from step 2
+    cfg.max_train_steps = 3
+    train_video(cfg)
+    assert (model.parent / "checkpoints" / "checkpoint-3").is_dir()
+
+
+def test_genkit_video_writes_mp4_gif_and_metadata(tiny_video_run, tmp_path, capsys):
+    _, model = tiny_video_run
+    argv = ["video", "a blue square growing", "--model", str(model), "--steps", "2", "--frames", "4"]
+    assert main([*argv, "--num-videos", "2", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    assert str(tmp_path) in capsys.readouterr().out
+    records = [json.loads(line) for line in (tmp_path / "metadata.jsonl").read_text().splitlines()]
+    assert [r["seed"] for r in records] == [0, 1]
+    frames = np.stack(imageio.mimread(tmp_path / records[0]["file_name"]))
+    assert frames.shape == (4, 128, 128, 3)
+    gif = iio.imread(tmp_path / records[1]["gif"])
+    assert gif.shape[0] == 4 and not np.array_equal(gif[0], iio.imread(tmp_path / records[0]["gif"])[0])
+    assert not list(tmp_path.glob(".*"))  # no temporary file left
+
+
+def test_video_classifier_trains_and_loads(tmp_path, capsys):
+    out = tmp_path / "vc"
+    args = ["train", "video-classifier", "--out", str(out), "--max-train-steps", "2", "--batch-size", "4"]
+    assert main([*args, "--frames", "4", "--checkpointing-steps", "1", "--device", "cpu"]) == 0
+    model = load_video_classifier(str(out / "model"))
+    clips = VideoDataset(2, frames=4, seed=0).batch(range(2))["pixel_values"]
+    pred = model.predict(clips)
+    assert pred["frame_color"].shape == (2, 4) and torch.isfinite(pred["features"]).all()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-1", "checkpoint-2"]
