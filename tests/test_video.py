@@ -160,6 +160,11 @@ def test_trained_video_model_loads_in_diffusers_animatediff(tiny_video_run):
     cfg, model = tiny_video_run
     info = json.loads((model / "training.json").read_text())
     assert info["added_words"] == ["down", "growing", "moving", "shrinking", "up"]
+    index = json.loads((model / "model_index.json").read_text())  # shared as AnimateDiff models are
+    assert (
+        index["unet"] == ["diffusers", "UNet2DConditionModel"]
+        and index["motion_adapter"][1] == "MotionAdapter"
+    )
     pipe = AnimateDiffPipeline.from_pretrained(str(model))
     pipe.set_progress_bar_config(disable=True)
 

@@ -17,7 +17,7 @@ import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from tokenizers import AddedToken
 
-__all__ = ["NewRowsOnly", "add_words", "video_unet", "zero_motion_outputs"]
+__all__ = ["NewRowsOnly", "add_words", "motion_adapter_of", "video_unet", "zero_motion_outputs"]
 
 
 def zero_motion_outputs(adapter: MotionAdapter) -> MotionAdapter:
@@ -44,6 +44,22 @@ def video_unet(
         use_motion_mid_block=mid_block,
     )
     return UNetMotionModel.from_unet2d(unet2d, zero_motion_outputs(adapter))
+
+
+def motion_adapter_of(unet: UNetMotionModel) -> MotionAdapter:
+    """The motion modules of ``unet`` as a ``MotionAdapter`` (what ``UNetMotionModel.save_motion_modules``
+    writes, as an object): with the image UNet it came from, ``from_unet2d`` rebuilds ``unet``."""
+    c = unet.config
+    adapter = MotionAdapter(
+        block_out_channels=tuple(c.block_out_channels),
+        motion_layers_per_block=c.layers_per_block,
+        motion_num_attention_heads=c.motion_num_attention_heads,
+        motion_norm_num_groups=c.norm_num_groups,
+        motion_max_seq_length=c.motion_max_seq_length,
+        use_motion_mid_block=c.use_motion_mid_block,
+    )
+    adapter.load_state_dict({k: v for k, v in unet.state_dict().items() if "motion_modules" in k})
+    return adapter.to(unet.device, unet.dtype)
 
 
 def add_words(tokenizer, text_encoder, words) -> list[str]:

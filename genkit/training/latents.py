@@ -56,6 +56,8 @@ class LatentCache:
     captions, computed once, as diffusers' training examples cache latents. Each batch still draws a fresh
     latent sample from the posterior."""
 
+    stream = 4  # the batch RNG's stream (another cache draws its own)
+
     def __init__(
         self, vae: AutoencoderKL, num_images: int, seed: int, split: str = "train", chunk: int = 500
     ):
@@ -79,7 +81,7 @@ class LatentCache:
     def batch(self, seed: int, process_index: int, step: int, batch_size: int, caption_dropout: float):
         """(latents, caption indices, dropped mask) of one step; depends only on (seed, process, step),
         so a resumed run draws the same batch. Latent noise comes from torch's (checkpointed) RNG."""
-        rng = np.random.default_rng([seed, 4, process_index, step])
+        rng = np.random.default_rng([seed, self.stream, process_index, step])
         idx = torch.as_tensor(rng.integers(0, len(self), size=batch_size))
         drop = torch.as_tensor(rng.random(batch_size) < caption_dropout)
         latents = self.mean[idx] + self.std[idx] * torch.randn_like(self.std[idx])

@@ -11,8 +11,9 @@ the frames start out correlated; with independent noise the frames of a sample f
 each chose their own layout. Latents of a seeded set of
 procedural clips (``genkit.data.video``) are cached once, as ``genkit train text2img`` caches images'.
 
-The result is a diffusers ``AnimateDiffPipeline`` folder (``model/``) with the base's VAE, text encoder
-(plus the new rows), tokenizer (plus the new words) and scheduler; ``genkit video`` and diffusers'
+The result is a diffusers ``AnimateDiffPipeline`` folder (``model/``) with the base's VAE, image UNet,
+text encoder (plus the new rows), tokenizer (plus the new words) and scheduler, and the trained
+``MotionAdapter``; ``genkit video`` and diffusers'
 ``AnimateDiffPipeline.from_pretrained`` load it.
 """
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AnimateDiffPipeline, DDPMScheduler
@@ -32,9 +32,9 @@ from tqdm.auto import tqdm
 from genkit.data.video import MOTIONS, VideoDataset
 from genkit.loading import load_pipeline, resolve_model
 from genkit.models.text import tokenize
-from genkit.models.video import NewRowsOnly, add_words, video_unet
+from genkit.models.video import NewRowsOnly, add_words, motion_adapter_of, video_unet
 from genkit.pipelines.video import video_noise
-from genkit.training.latents import diffusion_target, save_pipeline
+from genkit.training.latents import LatentCache, diffusion_target, save_pipeline
 from genkit.training.loop import (
     device_field,
     make_accelerator,
@@ -105,9 +105,11 @@ class VideoTrainConfig:
             raise GenkitError("--noise-shared must be in [0, 1)")
 
 
-class VideoLatentCache:
+class VideoLatentCache(LatentCache):
     """The VAE posterior (mean, std, times the scaling factor) of every frame of a seeded set of clips,
-    (N, C, T, h, w) as UNetMotionModel takes them, and the captions."""
+    (N, C, T, h, w) as UNetMotionModel takes them, and the captions; batches as ``LatentCache``'s."""
+
+    stream = 5
 
     def __init__(self, vae, num_clips: int, frames: int, seed: int, chunk: int = 64):
         self.dataset = VideoDataset(num_clips, frames, vae.config.sample_size, seed=seed)
@@ -125,27 +127,21 @@ class VideoLatentCache:
         self.mean, self.std = torch.cat(means) * s, torch.cat(stds) * s
         self.captions = [a.caption() for a in self.dataset.attributes]
 
-    def __len__(self) -> int:
-        return len(self.captions)
 
-    def batch(self, seed: int, process_index: int, step: int, batch_size: int, caption_dropout: float):
-        """(latents, caption indices, dropped mask) of one step; depends only on (seed, process, step)."""
-        rng = np.random.default_rng([seed, 5, process_index, step])
-        idx = torch.as_tensor(rng.integers(0, len(self), size=batch_size))
-        drop = torch.as_tensor(rng.random(batch_size) < caption_dropout)
-        latents = self.mean[idx] + self.std[idx] * torch.randn_like(self.std[idx])
-        return latents, idx, drop
-
-
-def build_video_pipeline(vae, text_encoder, tokenizer, unet, scheduler) -> AnimateDiffPipeline:
-    return AnimateDiffPipeline(
+def build_video_pipeline(vae, text_encoder, tokenizer, image_unet, motion_adapter, scheduler):
+    """An ``AnimateDiffPipeline`` that saves as AnimateDiff models are shared: the image UNet
+    (``UNet2DConditionModel``) and the ``MotionAdapter`` as two components (each a few MB in fp16), which
+    the pipeline's constructor joins into a ``UNetMotionModel`` when diffusers loads the folder."""
+    pipe = AnimateDiffPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
-        unet=unet,
-        motion_adapter=None,
+        unet=image_unet,
+        motion_adapter=motion_adapter,
         scheduler=scheduler,
     )
+    pipe.register_modules(unet=image_unet)  # the constructor registered the joined UNetMotionModel
+    return pipe
 
 
 def motion_words() -> list[str]:
@@ -231,7 +227,8 @@ def train_video(cfg: VideoTrainConfig) -> Path:
         vae=vae,
         text_encoder=accelerator.unwrap_model(text_encoder).eval(),
         tokenizer=tokenizer,
-        unet=accelerator.unwrap_model(unet).eval(),
+        image_unet=base.unet,  # frozen: video_unet copied its weights
+        motion_adapter=motion_adapter_of(accelerator.unwrap_model(unet).eval()),
         scheduler=base.scheduler,
     )
     final = out / "model"
