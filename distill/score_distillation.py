@@ -1,0 +1,225 @@
+"""Score distillation into a differentiable parameterisation: SDS (DreamFusion) and VSD (ProlificDreamer).
+
+A *parameterisation* is anything that renders a sample ``x`` with a graph back to its parameters: a 3-D
+field rendered from a camera, a motion curve, or plain particles. The guidance only sees ``x``:
+
+    x_t = alpha_t x + sigma_t eps,      t ~ U[t_min, t_max] (annealed, ``TimestepRange``)
+    SDS:  g = w(t) (eps_real^s(x_t, t) - eps)
+    VSD:  g = w(t) (eps_real^s(x_t, t) - eps_fake(x_t, t)),   eps_fake trained on detached renders
+
+and the loss is the detached-target reparameterisation ``0.5 ||x - stopgrad(x - g)||^2`` (gradient ``g``),
+so any optimiser applies it. ``eps_real`` and ``eps_fake`` are plain callables ``(x_t, t) -> eps`` built
+by the caller (``PipelinePrior`` wraps any diffusers SD-structured pipeline folder; a test passes the exact
+score of a Gaussian mixture), so the conditioning (prompt, camera) lives in the closure, not here.
+
+Conventions:
+- Classifier-free guidance is ``eps(null) + s (eps(c) - eps(null))``: ``s = 1`` is no guidance.
+  threestudio writes ``eps(c) + s' (eps(c) - eps(null))``, so its ``guidance_scale=100`` is ``s = 101``.
+- ``w(t)``: ``"sigma2"`` (DreamFusion's ``1 - abar_t``), ``"uniform"`` (1) or ``"snr"`` (``sigma_t /
+  alpha_t``, as in some threestudio configs); t is an integer DDPM timestep.
+- The SDS gradient's expectation over eps is ``-w sigma_t grad log p_t(x_t)`` (times alpha_t through the
+  chain rule): mode seeking. VSD subtracts the noised score of the *rendered* distribution, so a set of
+  particles keeps the target's spread instead of collapsing to its modes (``tests/test_score_distillation``
+  checks both with the exact score of a 2-D Gaussian mixture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from genkit.distill.losses import alpha_sigma
+
+__all__ = ["EpsFn", "PipelinePrior", "TimestepRange", "SDS", "VSD", "weight_of", "WEIGHTINGS"]
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+WEIGHTINGS = ("sigma2", "uniform", "snr")
+
+
+def weight_of(kind: str, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    if kind == "sigma2":
+        return sigma**2
+    if kind == "uniform":
+        return torch.ones_like(sigma)
+    if kind == "snr":
+        return sigma / alpha.clamp_min(1e-4)
+    raise ValueError(f"unknown weighting {kind!r}; expected one of {WEIGHTINGS}")
+
+
+@dataclass
+class TimestepRange:
+    """t ~ U[t_min, t_max] as fractions of ``num_train_timesteps``; ``t_max`` moves linearly to
+    ``t_max_end`` over ``anneal_steps`` optimisation steps (ProlificDreamer: 0.98 -> 0.5)."""
+
+    t_min: float = 0.02
+    t_max: float = 0.98
+    t_max_end: float | None = None
+    anneal_steps: int = 0
+
+    def __post_init__(self):
+        end = self.t_max if self.t_max_end is None else self.t_max_end
+        if not (0.0 <= self.t_min < min(self.t_max, end) and max(self.t_max, end) <= 1.0):
+            raise ValueError(
+                f"need 0 <= t_min < t_max <= 1, got {self.t_min}, {self.t_max} (end {self.t_max_end})"
+            )
+
+    def bounds(self, step: int) -> tuple[float, float]:
+        if self.t_max_end is None or self.anneal_steps <= 0:
+            return self.t_min, self.t_max
+        f = min(step / self.anneal_steps, 1.0)
+        return self.t_min, self.t_max + f * (self.t_max_end - self.t_max)
+
+    def sample(
+        self,
+        step: int,
+        n: int,
+        num_train_timesteps: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+    ) -> torch.Tensor:
+        lo, hi = self.bounds(step)
+        lo_i = int(lo * num_train_timesteps)
+        hi_i = min(max(int(hi * num_train_timesteps), lo_i + 1), num_train_timesteps - 1)
+        return torch.randint(lo_i, hi_i + 1, (n,), generator=generator).to(device)
+
+
+class SDS:
+    """Score Distillation Sampling against ``eps_real`` (a callable ``(x_t, t) -> eps`` that applies its
+    own guidance). ``alphas_cumprod``: the prior's noise schedule."""
+
+    def __init__(
+        self,
+        eps_real: EpsFn,
+        alphas_cumprod: torch.Tensor,
+        timesteps: TimestepRange | None = None,
+        weighting: str = "sigma2",
+    ):
+        weight_of(weighting, torch.ones(1), torch.ones(1))  # validates the name
+        self.eps_real, self.alphas_cumprod = eps_real, alphas_cumprod.float()
+        self.timesteps, self.weighting = timesteps or TimestepRange(), weighting
+        self.num_train_timesteps = len(alphas_cumprod)
+
+    def noise(self, x: torch.Tensor, step: int, generator: torch.Generator | None = None):
+        """(x_t, t, eps, alpha, sigma) for a detached ``x``."""
+        t = self.timesteps.sample(step, x.shape[0], self.num_train_timesteps, generator, x.device)
+        eps = torch.randn(x.shape, generator=generator).to(x)
+        alpha, sigma = alpha_sigma(self.alphas_cumprod, t, x.ndim)
+        return alpha * x + sigma * eps, t, eps, alpha, sigma
+
+    def baseline(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """What SDS subtracts from the real score: the injected noise."""
+        return eps
+
+    @torch.no_grad()
+    def gradient(self, x: torch.Tensor, step: int, generator: torch.Generator | None = None):
+        x = x.detach()
+        x_t, t, eps, alpha, sigma = self.noise(x, step, generator)
+        g = weight_of(self.weighting, alpha, sigma) * (self.eps_real(x_t, t) - self.baseline(x_t, t, eps))
+        return torch.nan_to_num(g), t
+
+    def loss(self, x: torch.Tensor, step: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``0.5 * sum ||x - stopgrad(x - g)||^2 / batch``: its gradient with respect to x is ``g / batch``."""
+        g, _ = self.gradient(x, step, generator)
+        target = (x - g).detach()
+        return 0.5 * F.mse_loss(x, target, reduction="sum") / x.shape[0]
+
+
+class VSD(SDS):
+    """Variational Score Distillation: SDS with the injected noise replaced by ``eps_fake``, a trainable
+    score of the rendered distribution (ProlificDreamer: a camera-conditioned LoRA of the prior).
+
+    ``eps_fake``: a callable ``(x_t, t) -> eps`` whose parameters ``fake_optimizer`` updates;
+    ``fake_step(x)`` does one denoising update on detached renders (t ~ U[0, T), MSE on eps). The fake
+    score is used under ``no_grad`` for the guidance, so only ``fake_step`` trains it."""
+
+    def __init__(
+        self,
+        eps_real: EpsFn,
+        eps_fake: EpsFn,
+        fake_optimizer: torch.optim.Optimizer,
+        alphas_cumprod: torch.Tensor,
+        timesteps: TimestepRange | None = None,
+        weighting: str = "sigma2",
+        fake_timesteps: TimestepRange | None = None,
+    ):
+        super().__init__(eps_real, alphas_cumprod, timesteps, weighting)
+        self.eps_fake, self.fake_optimizer = eps_fake, fake_optimizer
+        self.fake_timesteps = fake_timesteps or TimestepRange(0.0, 1.0)
+
+    def baseline(self, x_t, t, eps):
+        return self.eps_fake(x_t, t)
+
+    def fake_step(self, x: torch.Tensor, generator: torch.Generator | None = None) -> float:
+        """One update of the fake score on the detached renders ``x``; returns its loss."""
+        x = x.detach()
+        t = self.fake_timesteps.sample(0, x.shape[0], self.num_train_timesteps, generator, x.device)
+        eps = torch.randn(x.shape, generator=generator).to(x)
+        alpha, sigma = alpha_sigma(self.alphas_cumprod, t, x.ndim)
+        with torch.enable_grad():
+            loss = F.mse_loss(self.eps_fake(alpha * x + sigma * eps, t).float(), eps.float())
+            self.fake_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.fake_optimizer.step()
+        return loss.item()
+
+
+class PipelinePrior:
+    """Guidance callables from any diffusers SD-structured pipeline folder (a denoiser called as
+    ``denoiser(x_t, t, encoder_hidden_states)``, CLIP-style text encoder and tokenizer, VAE, DDPM-family
+    scheduler of any prediction type; ``genkit.distill.Teacher`` loads it). Samples ``x`` are the prior's
+    latents; ``decode``/``encode`` map to images in [0, 1].
+
+    ``eps(prompt, guidance_scale)``: the real score with CFG. ``lora_fake(rank)``: ProlificDreamer's fake
+    score, a LoRA on the prior's own denoiser (``disable_adapters()`` gives the prior back), with its
+    parameters and the context under which the denoiser is the real score again."""
+
+    def __init__(self, name_or_path: str, device: torch.device | str = "cpu"):
+        from genkit.distill.teacher import Teacher
+
+        self.teacher = Teacher(name_or_path, device)
+        self.alphas_cumprod = self.teacher.alphas_cumprod
+        self.latent_shape = self.teacher.latent_shape
+        self._real_score = None
+
+    def states(self, prompts: str | list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        return self.teacher.encode(prompts), self.teacher.encode([""])
+
+    def eps(self, prompts: str | list[str], guidance_scale: float = 7.5, model=None) -> EpsFn:
+        """eps_real (``model=None``: the prior, with any LoRA disabled) or, with ``model``, that denoiser's
+        guided eps for ``prompts`` (one prompt, or one per sample)."""
+        teacher = self.teacher
+        states, null = self.states(prompts)
+
+        def fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            b = x_t.shape[0]
+            s = states.expand(b, -1, -1) if states.shape[0] == 1 else states
+            if model is None and self._real_score is not None:
+                with self._real_score():
+                    return teacher.guided(
+                        teacher.eps, teacher.denoiser, x_t, t, s, null.expand(b, -1, -1), guidance_scale
+                    )
+            den = teacher.denoiser if model is None else model
+            return teacher.guided(teacher.eps, den, x_t, t, s, null.expand(b, -1, -1), guidance_scale)
+
+        return fn
+
+    def lora_fake(self, rank: int = 4) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
+        """A LoRA fake score on the prior's denoiser; ``eps(..., model=fake)`` evaluates it."""
+        from genkit.distill.teacher import build_fake_score
+
+        fake, self._real_score = build_fake_score(self.teacher, "lora", rank)
+        return fake, [p for p in fake.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        vae = self.teacher.pipe.vae
+        return (vae.decode(x / vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Latents of images in [0, 1], with a graph back to the images (a rendered field's pixels)."""
+        vae = self.teacher.pipe.vae
+        return vae.encode(images * 2 - 1).latent_dist.mean * vae.config.scaling_factor
