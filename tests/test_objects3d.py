@@ -1,0 +1,86 @@
+"""Procedural 3-D objects (genkit.data.objects3d): exact geometry, views and captions."""
+
+import math
+
+import pytest
+import torch
+
+from genkit.data.objects3d import (
+    MARKER,
+    SHAPES3D,
+    Object3D,
+    Objects3DDataset,
+    objects,
+    occupancy,
+    render_views,
+    sdf,
+    view_word,
+)
+
+
+def test_splits_and_captions():
+    train, held = objects("train"), objects("heldout")
+    assert len(train) + len(held) == len(objects("all")) == 25 and len(held) == 3
+    assert {o.shape for o in train} == set(SHAPES3D)  # every word is seen in training
+    assert Object3D("red", "cube").caption("front") == "front view of a red cube"
+    assert [view_word(a, 10) for a in (0, 30, 90, 180, 200, 270, 350)] == [
+        "front",
+        "front",
+        "side",
+        "back",
+        "back",
+        "side",
+        "front",
+    ]
+    assert view_word(180, 70) == "overhead"
+    with pytest.raises(ValueError):
+        objects("nope")
+
+
+def test_sdf_is_exact_on_simple_points():
+    p = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    d, _ = sdf("sphere", p, marker=False)
+    torch.testing.assert_close(d, torch.tensor([-0.6, 0.4, 0.4]))
+    d, _ = sdf("cylinder", p, marker=False)
+    torch.testing.assert_close(d, torch.tensor([-0.5, 0.5, 0.5]))
+    d, _ = sdf("torus", torch.tensor([[0.45, 0.0, 0.0], [0.0, 0.0, 0.0]]), marker=False)
+    torch.testing.assert_close(d, torch.tensor([-0.18, 0.27]))
+    # the cone: on its base disc, at its apex, and far below
+    d, _ = sdf("cone", torch.tensor([[0.0, -0.5, 0.0], [0.0, 0.6, 0.0], [0.0, -1.5, 0.0]]), marker=False)
+    torch.testing.assert_close(d, torch.tensor([0.0, 0.0, 1.0]), atol=1e-5, rtol=0)
+
+
+def test_occupancy_volume_matches_the_analytic_volume():
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(200_000, 3, generator=g) * 2 - 1  # the cube [-1, 1]^3, volume 8
+    inside = occupancy("sphere", p).float().mean() * 8
+    sphere = 4 / 3 * math.pi * 0.6**3 + 4 / 3 * math.pi * 0.16**3 * 0.5  # plus about half the marker
+    assert float(inside) == pytest.approx(sphere, rel=0.03)
+    torus = 2 * math.pi**2 * 0.45 * 0.18**2
+    assert float((~sdf("torus", p, marker=False)[0].gt(0)).float().mean() * 8) == pytest.approx(
+        torus, rel=0.05
+    )
+
+
+def test_render_marker_visible_from_the_front_only_and_silhouettes():
+    out = render_views(Object3D("yellow", "cube"), [0, 180, 90], [0, 0, 0], resolution=32)
+    img, sil = out["image"], out["silhouette"]
+    assert img.shape == (3, 3, 32, 32) and sil.shape == (3, 1, 32, 32)
+    dark = (img.amax(1) < MARKER + 0.05).float().sum((1, 2))  # marker pixels (black, shaded)
+    assert dark[0] > 4 and dark[1] == 0
+    # a cube of side 1 at distance 3 (focal 1.6 x side): about (1.6 / 2.5)^2 of the image from the front
+    assert 0.3 < float(sil[0].mean()) < 0.5
+    assert torch.equal(img, render_views(Object3D("yellow", "cube"), [0, 180, 90], [0, 0, 0], 32)["image"])
+    # torus from the front: a ring (hole in the middle); from the side: a thin bar
+    t = render_views(Object3D("blue", "torus"), [0, 90], [0, 0], resolution=32)["silhouette"]
+    assert float(t[0, 0, 16, 16]) == 0 and float(t[0].mean()) > 1.7 * float(t[1].mean())
+
+
+def test_dataset_is_seeded_and_captions_the_view():
+    ds = Objects3DDataset(8, resolution=16, seed=3, split="heldout")
+    a, b = ds[5], Objects3DDataset(8, resolution=16, seed=3, split="heldout")[5]
+    assert torch.equal(a["pixel_values"], b["pixel_values"]) and a["caption"] == b["caption"]
+    az, el = a["camera"].tolist()
+    assert a["caption"] == f"{view_word(az, el)} view of a {a['color']} {a['shape']}"
+    assert (a["color"], a["shape"]) in {(o.color, o.shape) for o in objects("heldout")}
+    assert a["pixel_values"].min() >= -1 and a["pixel_values"].max() <= 1
