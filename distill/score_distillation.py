@@ -10,7 +10,8 @@ field rendered from a camera, a motion curve, or plain particles. The guidance o
 and the loss is the detached-target reparameterisation ``0.5 ||x - stopgrad(x - g)||^2`` (gradient ``g``),
 so any optimiser applies it. ``eps_real`` and ``eps_fake`` are plain callables ``(x_t, t) -> eps`` built
 by the caller (``PipelinePrior`` wraps any diffusers SD-structured pipeline folder; a test passes the exact
-score of a Gaussian mixture), so the conditioning (prompt, camera) lives in the closure, not here.
+score of a Gaussian mixture); the conditioning of a step (prompts, camera) is passed through as keyword
+arguments of ``loss``/``gradient``/``fake_step``, so nothing about a step is held in the guidance.
 
 Conventions:
 - Classifier-free guidance is ``eps(null) + s (eps(c) - eps(null))``: ``s = 1`` is no guidance.
@@ -26,6 +27,7 @@ Conventions:
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +37,7 @@ from genkit.distill.losses import alpha_sigma
 
 __all__ = ["EpsFn", "PipelinePrior", "TimestepRange", "SDS", "VSD", "weight_of", "WEIGHTINGS"]
 
-EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+EpsFn = Callable[..., torch.Tensor]  # (x_t, t, **cond) -> eps
 WEIGHTINGS = ("sigma2", "uniform", "snr")
 
 
@@ -109,20 +111,24 @@ class SDS:
         alpha, sigma = alpha_sigma(self.alphas_cumprod, t, x.ndim)
         return alpha * x + sigma * eps, t, eps, alpha, sigma
 
-    def baseline(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def baseline(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, **cond) -> torch.Tensor:
         """What SDS subtracts from the real score: the injected noise."""
         return eps
 
     @torch.no_grad()
-    def gradient(self, x: torch.Tensor, step: int, generator: torch.Generator | None = None):
+    def gradient(self, x: torch.Tensor, step: int, generator: torch.Generator | None = None, **cond):
+        """(g, t) at the detached ``x``; ``cond`` (e.g. ``prompts``, ``camera``) goes to the score callables."""
         x = x.detach()
         x_t, t, eps, alpha, sigma = self.noise(x, step, generator)
-        g = weight_of(self.weighting, alpha, sigma) * (self.eps_real(x_t, t) - self.baseline(x_t, t, eps))
+        real = self.eps_real(x_t, t, **cond)
+        g = weight_of(self.weighting, alpha, sigma) * (real - self.baseline(x_t, t, eps, **cond))
         return torch.nan_to_num(g), t
 
-    def loss(self, x: torch.Tensor, step: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(
+        self, x: torch.Tensor, step: int, generator: torch.Generator | None = None, **cond
+    ) -> torch.Tensor:
         """``0.5 * sum ||x - stopgrad(x - g)||^2 / batch``: its gradient with respect to x is ``g / batch``."""
-        g, _ = self.gradient(x, step, generator)
+        g, _ = self.gradient(x, step, generator, **cond)
         target = (x - g).detach()
         return 0.5 * F.mse_loss(x, target, reduction="sum") / x.shape[0]
 
@@ -149,17 +155,17 @@ class VSD(SDS):
         self.eps_fake, self.fake_optimizer = eps_fake, fake_optimizer
         self.fake_timesteps = fake_timesteps or TimestepRange(0.0, 1.0)
 
-    def baseline(self, x_t, t, eps):
-        return self.eps_fake(x_t, t)
+    def baseline(self, x_t, t, eps, **cond):
+        return self.eps_fake(x_t, t, **cond)
 
-    def fake_step(self, x: torch.Tensor, generator: torch.Generator | None = None) -> float:
+    def fake_step(self, x: torch.Tensor, generator: torch.Generator | None = None, **cond) -> float:
         """One update of the fake score on the detached renders ``x``; returns its loss."""
         x = x.detach()
         t = self.fake_timesteps.sample(0, x.shape[0], self.num_train_timesteps, generator, x.device)
         eps = torch.randn(x.shape, generator=generator).to(x)
         alpha, sigma = alpha_sigma(self.alphas_cumprod, t, x.ndim)
         with torch.enable_grad():
-            loss = F.mse_loss(self.eps_fake(alpha * x + sigma * eps, t).float(), eps.float())
+            loss = F.mse_loss(self.eps_fake(alpha * x + sigma * eps, t, **cond).float(), eps.float())
             self.fake_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.fake_optimizer.step()
@@ -172,7 +178,8 @@ class PipelinePrior:
     scheduler of any prediction type; ``genkit.distill.Teacher`` loads it). Samples ``x`` are the prior's
     latents; ``decode``/``encode`` map to images in [0, 1].
 
-    ``eps(prompt, guidance_scale)``: the real score with CFG. ``lora_fake(rank)``: ProlificDreamer's fake
+    ``eps(guidance_scale)``: the real score with CFG, called as ``fn(x_t, t, prompts, camera=None)`` (a
+    view prior's camera tokens; DreamFusion's view words go in the prompts). ``lora_fake(rank)``: ProlificDreamer's fake
     score, a LoRA on the prior's own denoiser (``disable_adapters()`` gives the prior back), with its
     parameters and the context under which the denoiser is the real score again."""
 
@@ -183,27 +190,38 @@ class PipelinePrior:
         self.alphas_cumprod = self.teacher.alphas_cumprod
         self.latent_shape = self.teacher.latent_shape
         self._real_score = None
+        self._text = {("",): self.teacher.encode([""])}
 
-    def states(self, prompts: str | list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def states(self, prompts: str | list[str], batch: int, camera=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(conditional, empty-prompt) states for ``batch`` samples: one prompt or one per sample, with
+        camera tokens appended when the folder has a ``camera_encoder`` and ``camera`` (B or 1, 2) is given
+        (both branches carry the camera: guidance acts on the text)."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        return self.teacher.encode(prompts), self.teacher.encode([""])
+        key = tuple(prompts)
+        if key not in self._text:
+            self._text[key] = self.teacher.encode(prompts)
+        cond, null = self._text[key], self._text[("",)]
+        cond, null = cond.expand(batch, -1, -1), null.expand(batch, -1, -1)
+        if camera is not None:
+            encoder = getattr(self.teacher.pipe, "camera_encoder", None)
+            if encoder is None:
+                raise ValueError(f"{self.teacher.name!r} has no camera encoder; call without camera")
+            cams = torch.as_tensor(camera, dtype=torch.float32).reshape(-1, 2).expand(batch, 2)
+            with torch.no_grad():
+                tokens = encoder(cams.to(encoder.device)).to(cond.dtype)
+            cond, null = torch.cat([cond, tokens], 1), torch.cat([null, tokens], 1)
+        return cond, null
 
-    def eps(self, prompts: str | list[str], guidance_scale: float = 7.5, model=None) -> EpsFn:
-        """eps_real (``model=None``: the prior, with any LoRA disabled) or, with ``model``, that denoiser's
-        guided eps for ``prompts`` (one prompt, or one per sample)."""
+    def eps(self, guidance_scale: float = 7.5, model=None) -> EpsFn:
+        """``fn(x_t, t, prompts, camera=None)``: the prior's guided eps (``model=None``; any LoRA disabled),
+        or that of ``model`` (a fake score on the same denoiser)."""
         teacher = self.teacher
-        states, null = self.states(prompts)
 
-        def fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            b = x_t.shape[0]
-            s = states.expand(b, -1, -1) if states.shape[0] == 1 else states
-            if model is None and self._real_score is not None:
-                with self._real_score():
-                    return teacher.guided(
-                        teacher.eps, teacher.denoiser, x_t, t, s, null.expand(b, -1, -1), guidance_scale
-                    )
+        def fn(x_t: torch.Tensor, t: torch.Tensor, prompts, camera=None) -> torch.Tensor:
+            cond, null = self.states(prompts, x_t.shape[0], camera)
             den = teacher.denoiser if model is None else model
-            return teacher.guided(teacher.eps, den, x_t, t, s, null.expand(b, -1, -1), guidance_scale)
+            with self.real_score() if model is None else nullcontext():
+                return teacher.guided(teacher.eps, den, x_t, t, cond, null, guidance_scale)
 
         return fn
 
@@ -213,6 +231,10 @@ class PipelinePrior:
 
         fake, self._real_score = build_fake_score(self.teacher, "lora", rank)
         return fake, [p for p in fake.parameters() if p.requires_grad]
+
+    def real_score(self):
+        """A context under which the denoiser is the prior (its LoRA, if any, disabled)."""
+        return nullcontext() if self._real_score is None else self._real_score()
 
     @torch.no_grad()
     def decode(self, x: torch.Tensor) -> torch.Tensor:

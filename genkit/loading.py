@@ -115,6 +115,7 @@ def load_pipeline(
     from genkit.pipelines.one_step import load_one_step
     from genkit.pipelines.text2img import load_text2img
     from genkit.pipelines.video import load_video
+    from genkit.pipelines.view_prior import ViewConditionedPipeline
 
     loaders = {
         "StableDiffusionPipeline": lambda p: load_text2img(
@@ -123,6 +124,9 @@ def load_pipeline(
         "FPDMPipeline": lambda p: load_fpdm(p, scheduler=scheduler, device=device, dtype=dtype),
         "OneStepPipeline": lambda p: load_one_step(p, device=device, dtype=dtype),
         "AnimateDiffPipeline": lambda p: load_video(p, scheduler=scheduler, device=device, dtype=dtype),
+        "ViewConditionedPipeline": lambda p: load_text2img(
+            p, scheduler=scheduler, device=device, dtype=dtype, pipeline_class=ViewConditionedPipeline
+        ),
     }
     path, device = resolve_model(name_or_path), resolve_device(device)
     with reading(f"could not load model from {str(path)!r}", (Exception,)):  # a broken folder is the user's

@@ -123,29 +123,29 @@ def test_pipeline_prior_sds_and_lora_vsd_on_a_saved_pipeline(tmp_path):
     dummy_pipeline().save_pretrained(tmp_path, safe_serialization=True)
     prior = PipelinePrior(str(tmp_path))
     prompts = ["a small red circle at the top left", "a large blue square in the center"]
-    real = prior.eps(prompts, 7.5)
+    real = prior.eps(7.5)
     x = torch.nn.Parameter(torch.randn(2, *prior.latent_shape))
     t = torch.tensor([500, 500])
-    before = real(x.detach(), t)
+    before = real(x.detach(), t, prompts)
 
     fake, params = prior.lora_fake(rank=2)
-    guide = VSD(real, prior.eps(prompts, 1.0, model=fake), torch.optim.AdamW(params, lr=1e-2), ABAR)
+    guide = VSD(real, prior.eps(1.0, model=fake), torch.optim.AdamW(params, lr=1e-2), ABAR)
     assert params and all("lora" in n for n, p in fake.named_parameters() if p.requires_grad)
     for _ in range(3):
-        guide.fake_step(x, torch.Generator().manual_seed(0))
+        guide.fake_step(x, torch.Generator().manual_seed(0), prompts=prompts)
     # training the LoRA changed the fake score, not the real one (adapters are off for eps_real)
-    torch.testing.assert_close(real(x.detach(), t), before)
-    fake_eps = prior.eps(prompts, 1.0, model=fake)(x.detach(), t)
-    with prior._real_score():
-        plain = prior.eps(prompts, 1.0, model=fake)(x.detach(), t)
+    torch.testing.assert_close(real(x.detach(), t, prompts), before)
+    fake_eps = prior.eps(1.0, model=fake)(x.detach(), t, prompts)
+    with prior.real_score():
+        plain = prior.eps(1.0, model=fake)(x.detach(), t, prompts)
     assert (fake_eps - plain).abs().max() > 1e-4
 
-    loss = guide.loss(x, 0, torch.Generator().manual_seed(1))
+    loss = guide.loss(x, 0, torch.Generator().manual_seed(1), prompts=prompts)
     loss.backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     # SDS on the same prior: a finite gradient of the right shape
     sds = SDS(real, prior.alphas_cumprod)
-    g, _ = sds.gradient(x, 0, torch.Generator().manual_seed(1))
+    g, _ = sds.gradient(x, 0, torch.Generator().manual_seed(1), prompts=prompts)
     assert g.shape == x.shape and torch.isfinite(g).all()
     # encode keeps a graph back to the pixels (a rendered image's gradient reaches the renderer)
     img = torch.rand(1, 3, 32, 32, requires_grad=True)
@@ -164,10 +164,10 @@ def test_sds_on_the_bundled_prior_draws_the_prompt():
     prompts = ["a large red circle in the center", "a small yellow triangle at the bottom right"]
     x = torch.nn.Parameter(torch.zeros(2, *prior.latent_shape))
     opt = torch.optim.Adam([x], lr=0.05)
-    guide = SDS(prior.eps(prompts, 7.5), prior.alphas_cumprod, TimestepRange(0.02, 0.98, 0.5, 200))
+    guide = SDS(prior.eps(7.5), prior.alphas_cumprod, TimestepRange(0.02, 0.98, 0.5, 200))
     g = torch.Generator().manual_seed(0)
     for step in range(300):
-        loss = guide.loss(x, step, g)
+        loss = guide.loss(x, step, g, prompts=prompts)
         opt.zero_grad()
         loss.backward()
         opt.step()

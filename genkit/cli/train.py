@@ -1,4 +1,4 @@
-"""``genkit train {tokenizer,vae,text2img,classifier,tiny-decoder,fpdm,video,video-classifier} ...``: every part of the embedded models.
+"""``genkit train {tokenizer,vae,text2img,classifier,tiny-decoder,fpdm,video,video-classifier,view-prior} ...``: every part of the embedded models.
 
 Each trainer runs on accelerate (``accelerate launch -m genkit train ...`` for several GPUs or nodes),
 shows a progress bar with ETA, saves resumable checkpoints under ``OUT/checkpoints`` and resumes from the
@@ -16,6 +16,7 @@ from genkit.training.tokenizer import TokenizerTrainConfig, train_tokenizer
 from genkit.training.vae import VAETrainConfig, train_vae
 from genkit.training.video import VideoTrainConfig, train_video
 from genkit.training.video_classifier import VideoClassifierTrainConfig, train_video_classifier
+from genkit.training.view_prior import ViewPriorTrainConfig, train_view_prior
 
 TRAINERS = {
     "tokenizer": (TokenizerTrainConfig, train_tokenizer, "learn the word-level tokenizer from the captions"),
@@ -49,6 +50,11 @@ TRAINERS = {
         VideoClassifierTrainConfig,
         train_video_classifier,
         "train the video network used by the video metrics",
+    ),
+    "view-prior": (
+        ViewPriorTrainConfig,
+        train_view_prior,
+        "train the camera-conditioned prior of text-to-3D; writes a ViewConditionedPipeline",
     ),
 }
 

@@ -41,6 +41,7 @@ __all__ = [
     "sdf",
     "occupancy",
     "render_views",
+    "render_pool",
     "Objects3DDataset",
 ]
 
@@ -163,38 +164,37 @@ def render_views(
 
     az = np.atleast_1d(np.asarray(azimuth, dtype=np.float64))
     el = np.atleast_1d(np.asarray(elevation, dtype=np.float64))
-    c2ws = torch.stack([camera(a, e) for a, e in zip(az, el)])
+    az, el = np.broadcast_arrays(az, el)
+    c2ws = torch.stack([camera(a, e) for a, e in zip(az, el, strict=True)])
     res = resolution * supersample
     focal = FOCAL_FRACTION * res
     albedo = torch.tensor(COLORS3D[obj.color], dtype=torch.float32) / 255
-    images, masks, depths = [], [], []
-    for c2w in c2ws:
-        o, d = camera_rays(c2w, focal, res, res)
-        t = torch.full(d.shape[:1], CAMERA_RADIUS - 1.2)
-        for _ in range(48):
-            dist, _ = sdf(obj.shape, o + t[:, None] * d)
-            t = t + 0.9 * dist.clamp_min(0) + 1e-4 * (dist > 0)
-        p = o + t[:, None] * d
-        dist, is_marker = sdf(obj.shape, p)
-        hit = dist < 2e-3
-        eps = 1e-3
-        n = torch.stack(
-            [sdf(obj.shape, p + eps * e)[0] - sdf(obj.shape, p - eps * e)[0] for e in torch.eye(3)], -1
-        )
-        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-        shade = _AMBIENT + (1 - _AMBIENT) * (n @ _LIGHT).clamp_min(0)
-        colour = torch.where(is_marker[:, None], torch.full((3,), MARKER), albedo) * shade[:, None]
-        colour = torch.where(hit[:, None], colour, torch.full((3,), BACKGROUND))
-        pool = lambda v: torch.nn.functional.avg_pool2d(  # noqa: E731
-            v.T.reshape(1, -1, res, res), supersample
-        )[0]
-        images.append(pool(colour))
-        masks.append(pool(hit.float()[:, None]))
-        depths.append(pool((t * hit)[:, None]))
+    rays = [camera_rays(c2w, focal, res, res) for c2w in c2ws]  # every view's rays in one batch
+    o, d = torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays])
+    t = torch.full(d.shape[:1], CAMERA_RADIUS - 1.2)
+    for _ in range(48):
+        dist, _ = sdf(obj.shape, o + t[:, None] * d)
+        t = t + 0.9 * dist.clamp_min(0) + 1e-4 * (dist > 0)
+    p = o + t[:, None] * d
+    dist, is_marker = sdf(obj.shape, p)
+    hit = dist < 2e-3
+    eps = 1e-3
+    n = torch.stack(
+        [sdf(obj.shape, p + eps * e)[0] - sdf(obj.shape, p - eps * e)[0] for e in torch.eye(3)], -1
+    )
+    n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    shade = _AMBIENT + (1 - _AMBIENT) * (n @ _LIGHT).clamp_min(0)
+    colour = torch.where(is_marker[:, None], torch.full((3,), MARKER), albedo) * shade[:, None]
+    colour = torch.where(hit[:, None], colour, torch.full((3,), BACKGROUND))
+
+    def pool(v: torch.Tensor) -> torch.Tensor:  # (views * res * res, C) -> (views, C, R, R)
+        v = v.view(len(c2ws), res, res, -1).permute(0, 3, 1, 2)
+        return torch.nn.functional.avg_pool2d(v, supersample)
+
     return {
-        "image": torch.stack(images).clamp(0, 1),
-        "silhouette": torch.stack(masks),
-        "depth": torch.stack(depths),
+        "image": pool(colour).clamp(0, 1),
+        "silhouette": pool(hit.float()[:, None]),
+        "depth": pool((t * hit)[:, None]),
         "c2w": c2ws,
     }
 
@@ -226,3 +226,30 @@ class Objects3DDataset(torch.utils.data.Dataset):
             "color": obj.color,
             "shape": obj.shape,
         }
+
+
+def render_pool(num: int, resolution: int = 32, seed: int = 0, split: str = "train", progress: bool = True):
+    """Items 0..num-1 of ``Objects3DDataset(num, resolution, seed, split)`` rendered at once (a training
+    pool): ``pixel_values`` (num, 3, R, R) in [-1, 1], ``captions`` and ``cameras`` (num, 2) in degrees."""
+    from tqdm import tqdm
+
+    ds = Objects3DDataset(num, resolution, seed, split)
+    items = [ds.item_view(i) for i in range(num)]
+    images = torch.empty(num, 3, resolution, resolution)
+    by_object: dict[Object3D, list[int]] = {}
+    for i, (obj, _, _) in enumerate(items):
+        by_object.setdefault(obj, []).append(i)
+    with tqdm(total=num, desc="render objects", unit="img", disable=not progress) as bar:
+        for obj, idx in by_object.items():
+            for k in range(0, len(idx), 64):
+                chunk = idx[k : k + 64]
+                out = render_views(
+                    obj, [items[i][1] for i in chunk], [items[i][2] for i in chunk], resolution
+                )
+                images[chunk] = out["image"]
+                bar.update(len(chunk))
+    return {
+        "pixel_values": images * 2 - 1,
+        "captions": [obj.caption(view_word(az, el)) for obj, az, el in items],
+        "cameras": torch.tensor([[az, el] for _, az, el in items], dtype=torch.float32),
+    }

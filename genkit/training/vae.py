@@ -1,4 +1,5 @@
-"""``genkit train vae``: an AutoencoderKL for the shapes images (Stable Diffusion's VAE structure).
+"""``genkit train vae``: an AutoencoderKL for the shapes images (Stable Diffusion's VAE structure), or with
+``--data objects3d`` for views of the 3-D objects of text-to-3D (a pool rendered once).
 
 Loss: L1 + MSE reconstruction and a tiny KL term (SD's VAEs use KL weight ~1e-6), on batches from the
 seeded procedural stream. After training, the latent ``scaling_factor`` is set to 1/std of the latents
@@ -7,9 +8,11 @@ seeded procedural stream. After training, the latent ``scaling_factor`` is set t
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
@@ -41,6 +44,14 @@ class VAETrainConfig:
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (cosine decay)"})
     kl_weight: float = field(default=1e-6, metadata={"help": "weight of the KL term"})
     resolution: int = field(default=32, metadata={"help": "image side in pixels"})
+    data: str = field(
+        default="shapes",
+        metadata={
+            "help": "training images: the 2-D shapes stream, or a rendered pool of 3-D object views",
+            "choices": ["shapes", "objects3d"],
+        },
+    )
+    pool_size: int = field(default=8000, metadata={"help": "objects3d: views in the rendered pool"})
     seed: int = field(default=0, metadata={"help": "seed of data, noise and initialisation"})
     checkpointing_steps: int = field(
         default=250, metadata={"help": "save a resumable checkpoint every N steps"}
@@ -55,6 +66,15 @@ class VAETrainConfig:
     def __post_init__(self):
         if self.max_train_steps <= 0 or self.batch_size <= 0 or self.checkpointing_steps <= 0:
             raise GenkitError("max-train-steps, batch-size and checkpointing-steps must be positive")
+        if self.pool_size <= 0:
+            raise GenkitError("pool-size must be positive")
+
+
+def pool_stream(pool: torch.Tensor, batch_size: int, seed: int, start: int = 0):
+    """Batches drawn from a fixed pool of images; batch k depends only on (seed, k)."""
+    for k in itertools.count(start):
+        idx = np.random.default_rng([seed, 7, k]).integers(0, len(pool), batch_size)
+        yield {"pixel_values": pool[torch.as_tensor(idx)]}
 
 
 def autoencode(vae: AutoencoderKL, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,9 +97,15 @@ def train_vae(cfg: VAETrainConfig) -> Path:
     start = resume(accelerator, out, states={"ema": ema})
 
     # Each process reads its own slice of the seeded stream.
-    data = shapes_stream(
-        cfg.batch_size, cfg.resolution, seed=cfg.seed * 1000 + accelerator.process_index, start=start
-    )
+    seed = cfg.seed * 1000 + accelerator.process_index
+    pool = None
+    if cfg.data == "objects3d":  # sphere tracing is slow: render a pool once, draw batches from it
+        from genkit.data.objects3d import render_pool
+
+        pool = render_pool(cfg.pool_size, cfg.resolution, seed=cfg.seed, split="all")["pixel_values"]
+        data = pool_stream(pool, cfg.batch_size, seed, start)
+    else:
+        data = shapes_stream(cfg.batch_size, cfg.resolution, seed=seed, start=start)
     bar = progress(accelerator, cfg.max_train_steps, start, "train vae")
     for step in range(start, cfg.max_train_steps):
         x = next(data)["pixel_values"].to(accelerator.device)
@@ -104,9 +130,11 @@ def train_vae(cfg: VAETrainConfig) -> Path:
     ema.copy_to(model.parameters())
     model.eval()
     with torch.no_grad():
-        x = next(shapes_stream(512, cfg.resolution, seed=cfg.seed + 777))["pixel_values"].to(
-            accelerator.device
-        )
+        if pool is not None:
+            x = pool[:512]
+        else:
+            x = next(shapes_stream(512, cfg.resolution, seed=cfg.seed + 777))["pixel_values"]
+        x = x.to(accelerator.device)
         std = model.encode(x).latent_dist.mode().std().item()
     model.register_to_config(scaling_factor=round(1.0 / std, 5))
     final = out / "model"

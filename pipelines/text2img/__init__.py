@@ -48,13 +48,14 @@ def load_text2img(
     scheduler: str | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    pipeline_class: type[StableDiffusionPipeline] = StableDiffusionPipeline,
 ) -> StableDiffusionPipeline:
     """Load any diffusers Stable Diffusion folder (genkit's bundled one included) onto ``device``.
 
     Weights shipped in fp16 are upcast to ``dtype`` (fp32 on CPU, where fp16 kernels are slow).
     On CUDA, attention runs through torch SDPA (diffusers' default) or xformers when it is installed.
     """
-    pipe = StableDiffusionPipeline.from_pretrained(
+    pipe = pipeline_class.from_pretrained(
         str(path), safety_checker=None, feature_extractor=None, requires_safety_checker=False
     )
     set_scheduler(pipe, scheduler)
