@@ -62,5 +62,6 @@ def save_mesh(mesh, path: str | Path) -> Path:
         raise GenkitError("the mesh has no faces")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as tmp:
-        tmp.write_bytes(mesh.export(file_type=ext[1:]))
+        data = mesh.export(file_type=ext[1:])  # obj comes back as text, ply and glb as bytes
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
     return path
