@@ -84,3 +84,29 @@ def test_dataset_is_seeded_and_captions_the_view():
     assert a["caption"] == f"{view_word(az, el)} view of a {a['color']} {a['shape']}"
     assert (a["color"], a["shape"]) in {(o.color, o.shape) for o in objects("heldout")}
     assert a["pixel_values"].min() >= -1 and a["pixel_values"].max() <= 1
+
+
+def test_3d_metrics_on_the_exact_object_and_on_a_janus_object():
+    from genkit.metrics.objects3d import diversity, janus_rate, marker_visible, silhouette_iou, volume_iou
+
+    cube = Object3D("yellow", "cube")
+
+    def exact(cams, obj=cube):
+        out = render_views(obj, cams[:, 0].tolist(), cams[:, 1].tolist(), 32)
+        return out["image"], out["silhouette"]
+
+    cams = torch.tensor([[30.0, 10.0], [200.0, 40.0]])
+    assert silhouette_iou(exact, cube, cams) == 1.0
+    assert silhouette_iou(lambda c: exact(c, Object3D("yellow", "sphere")), cube, cams) < 0.9
+    assert volume_iou(lambda p: (-sdf("cube", p)[0]).clamp_min(0) * 100, cube, 0.0, 32) > 0.97
+    assert volume_iou(lambda p: (-sdf("sphere", p)[0]) * 100, cube, 0.0, 32) < 0.8
+    assert janus_rate(exact) == 0.0
+    # a Janus object: the front view pasted onto the back views
+    front = exact(torch.tensor([[0.0, 10.0]]))
+    assert (
+        janus_rate(lambda c: (front[0].expand(len(c), -1, -1, -1), front[1].expand(len(c), -1, -1, -1)))
+        == 1.0
+    )
+    img, sil = exact(torch.tensor([[0.0, 10.0], [180.0, 10.0]]))
+    assert marker_visible(img, sil).tolist() == [True, False]
+    assert diversity([img, img]) == 0.0 and diversity([img, img.flip(0)]) > 0.05
