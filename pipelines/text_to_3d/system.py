@@ -111,7 +111,7 @@ class TextTo3DConfig:
     )
     method: str = field(default="sds", metadata={"help": "score distillation", "choices": ["sds", "vsd"]})
     prior: str = field(
-        default="view-prior", metadata={"help": "bundled name or Stable Diffusion-structured folder"}
+        default="", metadata={"help": "Stable Diffusion-structured folder (e.g. genkit train view-prior's)"}
     )
     out: str = field(default="outputs/text-to-3d", metadata={"help": "output folder"})
     max_train_steps: int = field(default=1200, metadata={"help": "optimisation steps"})
@@ -140,6 +140,10 @@ class TextTo3DConfig:
     def __post_init__(self):
         if not self.prompt.strip():
             raise GenkitError("a prompt is needed, e.g. genkit text-to-3d 'a red cube'")
+        if not self.prior:
+            raise GenkitError(
+                "--prior is needed: no view prior is bundled yet (train one with genkit train view-prior)"
+            )
         if min(self.max_train_steps, self.batch_views, self.samples, self.checkpointing_steps) <= 0:
             raise GenkitError(
                 "max-train-steps, batch-views, samples and checkpointing-steps must be positive"
