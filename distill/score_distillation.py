@@ -8,7 +8,7 @@ field rendered from a camera, a motion curve, or plain particles. The guidance o
     VSD:  g = w(t) (eps_real^s(x_t, t) - eps_fake(x_t, t)),   eps_fake trained on detached renders
 
 and the loss is the detached-target reparameterisation ``0.5 ||x - stopgrad(x - g)||^2`` (gradient ``g``),
-so any optimiser applies it. ``eps_real`` and ``eps_fake`` are plain callables ``(x_t, t) -> eps`` built
+so any optimiser applies it. ``eps_real`` and ``eps_fake`` are plain callables ``(x_t, t, **cond) -> eps`` built
 by the caller (``PipelinePrior`` wraps any diffusers SD-structured pipeline folder; a test passes the exact
 score of a Gaussian mixture); the conditioning of a step (prompts, camera) is passed through as keyword
 arguments of ``loss``/``gradient``/``fake_step``, so nothing about a step is held in the guidance.
@@ -89,8 +89,8 @@ class TimestepRange:
 
 
 class SDS:
-    """Score Distillation Sampling against ``eps_real`` (a callable ``(x_t, t) -> eps`` that applies its
-    own guidance). ``alphas_cumprod``: the prior's noise schedule."""
+    """Score Distillation Sampling against ``eps_real`` (a callable ``(x_t, t, **cond) -> eps`` that applies
+    its own guidance). ``alphas_cumprod``: the prior's noise schedule."""
 
     def __init__(
         self,
@@ -137,7 +137,7 @@ class VSD(SDS):
     """Variational Score Distillation: SDS with the injected noise replaced by ``eps_fake``, a trainable
     score of the rendered distribution (ProlificDreamer: a camera-conditioned LoRA of the prior).
 
-    ``eps_fake``: a callable ``(x_t, t) -> eps`` whose parameters ``fake_optimizer`` updates;
+    ``eps_fake``: a callable ``(x_t, t, **cond) -> eps`` whose parameters ``fake_optimizer`` updates;
     ``fake_step(x)`` does one denoising update on detached renders (t ~ U[0, T), MSE on eps). The fake
     score is used under ``no_grad`` for the guidance, so only ``fake_step`` trains it."""
 
