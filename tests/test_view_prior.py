@@ -161,7 +161,8 @@ def test_text_to_3d_field_renders_its_blob_and_refuses_bad_input(prior_dir, tmp_
     from genkit.pipelines.text_to_3d import ObjectField, render_field, text_to_3d
 
     torch.manual_seed(0)
-    img, acc = render_field(ObjectField(), torch.tensor([[0.0, 0.0], [90.0, 30.0]]), 16, samples=32)
+    with torch.no_grad():
+        img, acc = render_field(ObjectField(), torch.tensor([[0.0, 0.0], [90.0, 30.0]]), 16, samples=32)
     assert img.shape == (2, 3, 16, 16) and acc.shape == (2, 1, 16, 16)
     assert (
         float(acc[0, 0, 8, 8]) > 0.99 and float(acc[0, 0, 0, 0]) < 0.01
