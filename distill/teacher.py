@@ -95,7 +95,10 @@ class Teacher:
 
     def guided(self, fn, model, x_t, t, states, null_states, guidance: torch.Tensor | float):
         """``fn`` (``self.x0`` or ``self.eps``) with classifier-free guidance ``null + w (cond - null)``,
-        one batched call; ``guidance`` is a float or one scale per sample."""
+        one batched call; ``guidance`` is a float or one scale per sample. A float 1.0 is the conditional
+        prediction alone: one call on the batch, not two (VSD's fake score)."""
+        if isinstance(guidance, (int, float)) and guidance == 1:
+            return fn(model, x_t, t, states)
         both = fn(model, torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([null_states, states]))
         null, cond = both.chunk(2)
         w = torch.as_tensor(guidance, dtype=null.dtype, device=null.device).view(-1, *([1] * (x_t.ndim - 1)))

@@ -41,6 +41,7 @@ __all__ = [
     "sdf",
     "occupancy",
     "render_views",
+    "view_rays",
     "render_pool",
     "Objects3DDataset",
 ]
@@ -154,23 +155,29 @@ def occupancy(shape: str, p: torch.Tensor) -> torch.Tensor:
 
 
 # --- rendering ----------------------------------------------------------------------------------------
+def view_rays(azimuth, elevation, resolution: int, device: torch.device | str = "cpu"):
+    """(origins, directions) of every pixel of every view, (views * R * R, 3) in one batch, and the cameras
+    (views, 4, 4); ``azimuth`` and ``elevation`` in degrees (scalars or sequences, broadcast)."""
+    from genkit.render.geometry import camera_rays
+
+    az = np.atleast_1d(np.asarray(azimuth, dtype=np.float64))
+    el = np.atleast_1d(np.asarray(elevation, dtype=np.float64))
+    az, el = np.broadcast_arrays(az, el)
+    c2ws = torch.stack([camera(a, e) for a, e in zip(az, el, strict=True)]).to(device)
+    rays = [camera_rays(c2w, FOCAL_FRACTION * resolution, resolution, resolution) for c2w in c2ws]
+    return torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays]), c2ws
+
+
 def render_views(
     obj: Object3D, azimuth, elevation, resolution: int = 32, supersample: int = 2
 ) -> dict[str, torch.Tensor]:
     """Sphere-trace ``obj`` from each (azimuth, elevation): ``image`` (n, 3, R, R) in [0, 1] over the
     grey background, ``silhouette`` (n, 1, R, R) coverage in [0, 1], ``depth`` (n, 1, R, R) (0 where
     empty) and the cameras ``c2w`` (n, 4, 4). Anti-aliased by ``supersample``^2 rays per pixel."""
-    from genkit.render.geometry import camera_rays
 
-    az = np.atleast_1d(np.asarray(azimuth, dtype=np.float64))
-    el = np.atleast_1d(np.asarray(elevation, dtype=np.float64))
-    az, el = np.broadcast_arrays(az, el)
-    c2ws = torch.stack([camera(a, e) for a, e in zip(az, el, strict=True)])
     res = resolution * supersample
-    focal = FOCAL_FRACTION * res
+    o, d, c2ws = view_rays(azimuth, elevation, res)
     albedo = torch.tensor(COLORS3D[obj.color], dtype=torch.float32) / 255
-    rays = [camera_rays(c2w, focal, res, res) for c2w in c2ws]  # every view's rays in one batch
-    o, d = torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays])
     t = torch.full(d.shape[:1], CAMERA_RADIUS - 1.2)
     for _ in range(48):
         dist, _ = sdf(obj.shape, o + t[:, None] * d)

@@ -51,6 +51,20 @@ class LatentTrainConfig:
             raise GenkitError("caption-dropout must be in [0, 1)")
 
 
+@torch.no_grad()
+def encode_posterior(vae: AutoencoderKL, batches, total: int, desc: str = "encode latents"):
+    """(mean, std) of the VAE posterior, times the scaling factor, of image batches (..., C, H, W) in
+    [-1, 1] (leading dimensions kept), concatenated along the first; on the CPU in float32."""
+    means, stds = [], []
+    for x in tqdm(batches, total=total, desc=desc, unit="batch"):
+        lead = x.shape[:-3]
+        dist = vae.encode(x.flatten(0, len(lead) - 1).to(vae.device, vae.dtype)).latent_dist
+        means.append(dist.mean.float().cpu().unflatten(0, lead))
+        stds.append(dist.std.float().cpu().unflatten(0, lead))
+    s = vae.config.scaling_factor
+    return torch.cat(means) * s, torch.cat(stds) * s
+
+
 class LatentCache:
     """The VAE posterior (mean, std, times the scaling factor) of a seeded set of training images, and their
     captions, computed once, as diffusers' training examples cache latents. Each batch still draws a fresh
@@ -62,17 +76,9 @@ class LatentCache:
         self, vae: AutoencoderKL, num_images: int, seed: int, split: str = "train", chunk: int = 500
     ):
         self.dataset = ShapesDataset(num_images, vae.config.sample_size, seed=seed, split=split)
-        means, stds = [], []
-        with torch.no_grad():
-            for i in tqdm(range(0, num_images, chunk), desc="encode latents", unit="batch"):
-                x = self.dataset.batch(range(i, min(i + chunk, num_images)))["pixel_values"].to(
-                    vae.device, vae.dtype
-                )
-                dist = vae.encode(x).latent_dist
-                means.append(dist.mean.float().cpu())
-                stds.append(dist.std.float().cpu())
-        s = vae.config.scaling_factor
-        self.mean, self.std = torch.cat(means) * s, torch.cat(stds) * s
+        starts = range(0, num_images, chunk)
+        batches = (self.dataset.batch(range(i, min(i + chunk, num_images)))["pixel_values"] for i in starts)
+        self.mean, self.std = encode_posterior(vae, batches, len(starts))
         self.captions = [self.dataset.attrs_caption(i) for i in range(num_images)]
 
     def __len__(self) -> int:

@@ -55,6 +55,19 @@ class Text2ImgTrainConfig(LatentTrainConfig):
     )
 
 
+def build_unet(preset: str, vae: AutoencoderKL, text_dim: int) -> UNet2DConditionModel:
+    """A UNet preset sized for ``vae``'s latents (side and channels) and a text encoder of width ``text_dim``."""
+    return UNet2DConditionModel(
+        **{
+            **UNET_PRESETS[preset],
+            "cross_attention_dim": text_dim,
+            "sample_size": vae.config.sample_size // 2 ** (len(vae.config.block_out_channels) - 1),
+            "in_channels": vae.config.latent_channels,
+            "out_channels": vae.config.latent_channels,
+        }
+    )
+
+
 def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
     out = Path(cfg.out)
     for p, what in ((cfg.vae, "VAE"), (cfg.tokenizer, "tokenizer")):
@@ -69,15 +82,7 @@ def train_text2img(cfg: Text2ImgTrainConfig) -> Path:
     with reading(f"could not load the tokenizer from {cfg.tokenizer!r}"):
         tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
     text_encoder = build_text_encoder(tokenizer, cfg.text_encoder_preset)
-    unet = UNet2DConditionModel(
-        **{
-            **UNET_PRESETS[cfg.unet_preset],
-            "cross_attention_dim": text_encoder.config.hidden_size,
-            "sample_size": vae.config.sample_size // 2 ** (len(vae.config.block_out_channels) - 1),
-            "in_channels": vae.config.latent_channels,
-            "out_channels": vae.config.latent_channels,
-        }
-    )
+    unet = build_unet(cfg.unet_preset, vae, text_encoder.config.hidden_size)
     noise_scheduler = DDPMScheduler(**SCHEDULER_CONFIG)
 
     # --- data: a latent cache of a seeded image set --------------------------------------------------

@@ -27,14 +27,13 @@ import torch.nn.functional as F
 from diffusers import AnimateDiffPipeline, DDPMScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
-from tqdm.auto import tqdm
 
 from genkit.data.video import MOTIONS, VideoDataset
 from genkit.loading import load_pipeline, resolve_model
 from genkit.models.text import tokenize
 from genkit.models.video import NewRowsOnly, add_words, motion_adapter_of, video_unet
 from genkit.pipelines.video import video_noise
-from genkit.training.latents import LatentCache, diffusion_target, save_pipeline
+from genkit.training.latents import LatentCache, diffusion_target, encode_posterior, save_pipeline
 from genkit.training.loop import (
     device_field,
     make_accelerator,
@@ -113,18 +112,12 @@ class VideoLatentCache(LatentCache):
 
     def __init__(self, vae, num_clips: int, frames: int, seed: int, chunk: int = 64):
         self.dataset = VideoDataset(num_clips, frames, vae.config.sample_size, seed=seed)
-        means, stds = [], []
-        with torch.no_grad():
-            for i in tqdm(range(0, num_clips, chunk), desc="encode clips", unit="batch"):
-                x = self.dataset.batch(range(i, min(i + chunk, num_clips)))["pixel_values"]
-                n = x.shape[0]
-                dist = vae.encode(x.flatten(0, 1).to(vae.device, vae.dtype)).latent_dist
-                for store, v in ((means, dist.mean), (stds, dist.std)):
-                    # contiguous: torch 2.13's CPU convolution backward crashes on the transposed
-                    # strides for some frame counts (a segfault at 2-6 frames)
-                    store.append(v.float().cpu().unflatten(0, (n, frames)).transpose(1, 2).contiguous())
-        s = vae.config.scaling_factor
-        self.mean, self.std = torch.cat(means) * s, torch.cat(stds) * s
+        starts = range(0, num_clips, chunk)
+        batches = (self.dataset.batch(range(i, min(i + chunk, num_clips)))["pixel_values"] for i in starts)
+        mean, std = encode_posterior(vae, batches, len(starts), "encode clips")  # (N, T, C, h, w)
+        # contiguous: torch 2.13's CPU convolution backward crashes on the transposed strides for some
+        # frame counts (a segfault at 2-6 frames)
+        self.mean, self.std = (v.transpose(1, 2).contiguous() for v in (mean, std))
         self.captions = [a.caption() for a in self.dataset.attributes]
 
 

@@ -18,18 +18,24 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
-from tqdm import tqdm
 
 from genkit.data.objects3d import VIEWS, objects, render_pool
 from genkit.models.camera import CameraEncoder
 from genkit.models.presets import SCHEDULER_CONFIG, TEXT_ENCODER_PRESETS, UNET_PRESETS
 from genkit.models.text import build_text_encoder, tokenize, train_tokenizer
 from genkit.pipelines.view_prior import ViewConditionedPipeline
-from genkit.training.latents import LatentCache, LatentTrainConfig, diffusion_target, save_pipeline
+from genkit.training.latents import (
+    LatentCache,
+    LatentTrainConfig,
+    diffusion_target,
+    encode_posterior,
+    save_pipeline,
+)
 from genkit.training.loop import make_accelerator, progress, resume, save_checkpoint
+from genkit.training.text2img import build_unet
 from genkit.utils import GenkitError, reading
 
 
@@ -71,15 +77,9 @@ class ViewLatentCache(LatentCache):
         self, vae: AutoencoderKL, num_images: int, seed: int, split: str = "train", chunk: int = 500
     ):
         pool = render_pool(num_images, vae.config.sample_size, seed=seed, split=split)
-        means, stds = [], []
-        with torch.no_grad():
-            for i in tqdm(range(0, num_images, chunk), desc="encode latents", unit="batch"):
-                x = pool["pixel_values"][i : i + chunk].to(vae.device, vae.dtype)
-                dist = vae.encode(x).latent_dist
-                means.append(dist.mean.float().cpu())
-                stds.append(dist.std.float().cpu())
-        s = vae.config.scaling_factor
-        self.mean, self.std = torch.cat(means) * s, torch.cat(stds) * s
+        starts = range(0, num_images, chunk)
+        batches = (pool["pixel_values"][i : i + chunk] for i in starts)
+        self.mean, self.std = encode_posterior(vae, batches, len(starts))
         self.captions, self.cameras = pool["captions"], pool["cameras"]
 
 
@@ -102,15 +102,7 @@ def train_view_prior(cfg: ViewPriorTrainConfig) -> Path:
     text_encoder = build_text_encoder(tokenizer, cfg.text_encoder_preset)
     width = text_encoder.config.hidden_size
     camera_encoder = CameraEncoder(hidden_size=width)
-    unet = UNet2DConditionModel(
-        **{
-            **UNET_PRESETS[cfg.unet_preset],
-            "cross_attention_dim": width,
-            "sample_size": vae.config.sample_size // 2 ** (len(vae.config.block_out_channels) - 1),
-            "in_channels": vae.config.latent_channels,
-            "out_channels": vae.config.latent_channels,
-        }
-    )
+    unet = build_unet(cfg.unet_preset, vae, width)
     noise_scheduler = DDPMScheduler(**SCHEDULER_CONFIG)
 
     # --- data --------------------------------------------------------------------------------------

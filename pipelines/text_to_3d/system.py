@@ -31,9 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genkit.data.objects3d import BACKGROUND, CAMERA_RADIUS, FOCAL_FRACTION, camera, view_word
+from genkit.data.objects3d import BACKGROUND, CAMERA_RADIUS, view_rays, view_word
 from genkit.render.encodings import HashGridEncoding
-from genkit.render.geometry import camera_rays
 from genkit.render.volume import render_weight_from_density
 from genkit.training.loop import device_field, make_accelerator, progress, resume, save_checkpoint
 from genkit.utils import GenkitError, atomic_file
@@ -81,11 +80,7 @@ def render_field(
     in degrees, with the procedural data's camera (``genkit.data.objects3d``). ``generator`` jitters the
     samples (stratified; None: midpoints)."""
     device = next(field_.parameters()).device
-    focal = FOCAL_FRACTION * resolution
-    rays = [
-        camera_rays(camera(float(a), float(e)).to(device), focal, resolution, resolution) for a, e in cameras
-    ]
-    o, d = torch.cat([r[0] for r in rays]), torch.cat([r[1] for r in rays])
+    o, d, _ = view_rays(cameras[:, 0].tolist(), cameras[:, 1].tolist(), resolution, device)
     near, far = CAMERA_RADIUS - math.sqrt(3), CAMERA_RADIUS + math.sqrt(3)
     edges = torch.linspace(near, far, samples + 1, device=device)
     jitter = 0.5 if generator is None else torch.rand(len(o), samples, generator=generator).to(device)
