@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= outputs/demo
 
-.PHONY: demo test test-all setup weights weights-fpdm weights-student weights-avatar weights-video bench lint clean
+.PHONY: demo test test-all setup weights weights-fpdm weights-student weights-avatar weights-video weights-3d weights-sign bench lint clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,8 @@ weights: $(STAMP)
 	$(MAKE) weights-student
 	$(MAKE) weights-avatar
 	$(MAKE) weights-video
+	$(MAKE) weights-3d
+	$(MAKE) weights-sign
 
 # FPDM and its DiT baseline on the bundled text2img-shapes VAE and text encoder at equal training FLOPs
 # (an S-JFB step costs 0.455 of a DiT-14 step in FLOPs, batch 64: 5500 x 36.6 = 2500 x 80.5 GFLOP;
@@ -82,6 +84,24 @@ weights-video: $(STAMP)
 	cp -r runs/video/model genkit/assets/video-shapes
 	cp -r runs/video-classifier/model genkit/assets/video-classifier
 
+# Text-to-3D: a VAE of 3-D renders, the camera-conditioned prior on it, and the classifier of the 3-D
+# metrics (about 25 minutes).
+weights-3d: $(STAMP)
+	$(BIN)/genkit train vae --data objects3d --out runs/vae3d --max-train-steps 1500
+	$(BIN)/genkit train view-prior --vae runs/vae3d/model --out runs/view-prior --max-train-steps 2500 --save-dtype fp16
+	$(BIN)/genkit train objects3d-classifier --out runs/objects3d-classifier --save-dtype fp16
+	rm -rf genkit/assets/view-prior-objects genkit/assets/objects3d-classifier
+	cp -r runs/view-prior/model genkit/assets/view-prior-objects
+	cp -r runs/objects3d-classifier/model genkit/assets/objects3d-classifier
+
+# Sign-avatar motion: the text-to-motion model and the evaluator of the sign metrics.
+weights-sign: $(STAMP)
+	$(BIN)/genkit train sign --out runs/sign --save-dtype fp16
+	$(BIN)/genkit train sign-evaluator --out runs/sign-evaluator --save-dtype fp16
+	rm -rf genkit/assets/sign-motion genkit/assets/sign-evaluator
+	cp -r runs/sign/model genkit/assets/sign-motion
+	cp -r runs/sign-evaluator/model genkit/assets/sign-evaluator
+
 bench: $(STAMP)
 	$(BIN)/python bench/vae.py
 	$(BIN)/python bench/text2img.py
@@ -91,6 +111,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/avatar.py
 	$(BIN)/python bench/avatar_inputs.py
 	$(BIN)/python bench/video.py
+	$(BIN)/python bench/text_to_3d.py
+	$(BIN)/python bench/sign.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .

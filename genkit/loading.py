@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 # the kinds of bundled model that are diffusers pipelines (``genkit generate --model``)
-PIPELINE_KINDS = ("text2img", "fpdm", "dit", "student", "video")
+PIPELINE_KINDS = ("text2img", "fpdm", "dit", "student", "video", "view-prior")
 
 
 def resolve_device(name: str) -> str:

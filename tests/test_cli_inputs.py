@@ -111,7 +111,7 @@ CASES = [
     (["train", "view-prior", "--vae", "{t}/missing"], "not found"),
     (["train", "view-prior", "--camera-dropout", "1"], "camera-dropout must be in [0, 1)"),
     (["text-to-3d"], "a prompt is needed"),
-    (["text-to-3d", "a red cube"], "--prior is needed"),
+    (["text-to-3d", "a red cube", "--prior", ""], "--prior must name"),
     (["text-to-3d", "a red cube", "--method", "x"], "invalid choice"),
     (["text-to-3d", "a red cube", "--prior", "p", "--elevation-min", "70"], "need -89 <= elevation-min"),
     (["text-to-3d", "a red cube", "--prior", "{t}/missing", "--out", "{t}/d1"], "unknown model"),

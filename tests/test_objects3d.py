@@ -12,10 +12,12 @@ from genkit.data.objects3d import (
     Objects3DDataset,
     objects,
     occupancy,
+    render_pool,
     render_views,
     sdf,
     view_word,
 )
+from genkit.utils import GenkitError
 
 
 def test_splits_and_captions():
@@ -76,6 +78,43 @@ def test_render_marker_visible_from_the_front_only_and_silhouettes():
     assert float(t[0, 0, 16, 16]) == 0 and float(t[0].mean()) > 1.7 * float(t[1].mean())
 
 
+def test_marker_coverage_and_pool_labels():
+    out = render_views(Object3D("red", "sphere"), [0, 90, 180], [10, 10, 10], resolution=32)
+    px = out["marker"].sum((1, 2, 3))
+    assert px[0] > 8 and px[2] == 0 and px[0] > px[1]
+    assert torch.all(out["marker"] <= out["silhouette"] + 1e-6)
+    pool = render_pool(6, resolution=16, seed=1, split="all", progress=False)
+    assert len(pool["objects"]) == 6 and pool["marker_pixels"].shape == (6,)
+    first = Objects3DDataset(6, resolution=16, seed=1, split="all").item_view(0)
+    assert pool["objects"][0] == first[0]
+
+
+def test_objects3d_classifier_trains_and_reads_views(tmp_path, capsys):
+    from genkit.cli import main
+    from genkit.metrics.objects3d import attribute_accuracy, janus_rate, load_objects3d_classifier
+
+    out = tmp_path / "clf"
+    args = ["train", "objects3d-classifier", "--out", str(out), "--max-train-steps", "60"]
+    assert main([*args, "--batch-size", "32", "--pool-size", "400", "--checkpointing-steps", "30"]) == 0
+    assert f"wrote {out / 'model'}" in capsys.readouterr().out
+    clf = load_objects3d_classifier(str(out / "model"))
+    assert list(clf.heads) == ["shape", "color", "marker"]
+    obj = Object3D("blue", "cylinder")
+    views = render_views(obj, list(range(0, 360, 30)), [20] * 12, 32)["image"]
+    pred = clf.predict(views * 2 - 1)  # cylinder and blue are class 2 of SHAPES3D and COLORS3D
+    both = ((pred["shape"] == 2) & (pred["color"] == 2)).float().mean()
+    assert attribute_accuracy(clf, views, obj) == pytest.approx(float(both))
+    assert (pred["color"] == 2).float().mean() > 0.5  # 60 steps read colour (chance 0.2)
+
+    def exact(cams):
+        r = render_views(obj, cams[:, 0].tolist(), cams[:, 1].tolist(), 32)
+        return r["image"], r["silhouette"]
+
+    assert 0.0 <= janus_rate(exact, shows_marker=clf.shows_marker) <= 1.0
+    with pytest.raises(GenkitError, match="could not load the 3-D views' classifier"):
+        load_objects3d_classifier(str(tmp_path / "nothing"))
+
+
 def test_dataset_is_seeded_and_captions_the_view():
     ds = Objects3DDataset(8, resolution=16, seed=3, split="heldout")
     a, b = ds[5], Objects3DDataset(8, resolution=16, seed=3, split="heldout")[5]
@@ -109,4 +148,27 @@ def test_3d_metrics_on_the_exact_object_and_on_a_janus_object():
     )
     img, sil = exact(torch.tensor([[0.0, 10.0], [180.0, 10.0]]))
     assert marker_visible(img, sil).tolist() == [True, False]
+    # dark speckles (a young field's noise) are not a marker; a dark blob is
+    g = torch.Generator().manual_seed(0)
+    speckled = torch.where(torch.rand(1, 1, 32, 32, generator=g) < 0.15, 0.0, img[1:])
+    assert marker_visible(speckled, sil[1:]).tolist() == [False]
+    blob = img[1:].clone()
+    blob[..., 14:17, 14:17] = 0.0
+    assert marker_visible(blob, sil[1:]).tolist() == [True]
+    assert janus_rate(exact, shows_marker=lambda i, o: torch.ones(len(i), dtype=torch.bool)) == 1.0
     assert diversity([img, img]) == 0.0 and diversity([img, img.flip(0)]) > 0.05
+
+
+def test_bundled_objects3d_classifier_reads_fresh_views():
+    from genkit.data.objects3d import COLORS3D
+    from genkit.metrics.objects3d import MARKER_PIXELS, load_objects3d_classifier
+
+    clf = load_objects3d_classifier()
+    pool = render_pool(96, 32, seed=31337, split="all", progress=False)
+    pred = clf.predict(pool["pixel_values"])
+    shape = torch.tensor([SHAPES3D.index(o.shape) for o in pool["objects"]])
+    colour = torch.tensor([list(COLORS3D).index(o.color) for o in pool["objects"]])
+    marker = (pool["marker_pixels"] >= MARKER_PIXELS).long()
+    assert (pred["shape"] == shape).float().mean() >= 0.95
+    assert (pred["color"] == colour).float().mean() >= 0.95
+    assert (pred["marker"] == marker).float().mean() >= 0.9

@@ -143,16 +143,13 @@ def test_text_to_3d_writes_mesh_video_and_resumes(prior_dir, tmp_path, method):
     text_to_3d(_t3d(prior_dir, out, method=method, max_train_steps=3))
     assert latest_checkpoint(out)[1] == 3
     whole = text_to_3d(_t3d(prior_dir, tmp_path / "b", method=method, max_train_steps=3))
-    from safetensors.torch import load_file
-
-    from genkit.pipelines.text_to_3d import ObjectField, render_field
+    from genkit.pipelines.text_to_3d import load_object_field, render_field
 
     # Adam (eps 1e-15) turns float noise in near-zero hash-table gradients into +-lr steps on a few
     # entries, so the runs are compared on what they render
     views = []
     for folder in (out, whole):
-        f = ObjectField()
-        f.load_state_dict(load_file(folder / "field.safetensors"))
+        f = load_object_field(folder)
         views.append(render_field(f, torch.tensor([[0.0, 10.0], [120.0, 40.0]]), 16, samples=16)[0])
     torch.testing.assert_close(views[0], views[1], atol=2e-3, rtol=0)
 
@@ -172,3 +169,25 @@ def test_text_to_3d_field_renders_its_blob_and_refuses_bad_input(prior_dir, tmp_
     with pytest.raises(GenkitError, match="prompt"):
         _t3d(prior_dir, tmp_path / "d", prompt=" ")
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").glob("mesh.*"))
+
+
+def test_bundled_view_prior_draws_the_side_the_camera_asks_for():
+    """The shipped prior (genkit/assets/view-prior-objects) read by the shipped 3-D classifier: the object
+    of the prompt, with the front marker from the front and not from behind."""
+    from genkit.loading import load_pipeline
+    from genkit.metrics.objects3d import load_objects3d_classifier
+
+    pipe = load_pipeline("view-prior-objects", "dpm")
+    clf = load_objects3d_classifier()
+    prompts = ["front view of a blue sphere", "back view of a blue sphere"] * 2
+    images = pipe(
+        prompts,
+        camera=[(0.0, 10.0), (180.0, 10.0)] * 2,
+        num_inference_steps=10,
+        guidance_scale=4.0,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+    ).images
+    pred = clf.predict(images * 2 - 1)
+    assert pred["shape"].tolist() == [0] * 4 and pred["color"].tolist() == [2] * 4  # sphere, blue
+    assert pred["marker"].tolist() == [1, 0, 1, 0]

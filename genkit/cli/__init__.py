@@ -29,7 +29,7 @@ def _quiet_libraries() -> None:
 def build_parser() -> OneLineArgumentParser:
     import importlib.metadata
 
-    from genkit.cli import avatar, distill, env, generate, models, nerf, text_to_3d, train, video
+    from genkit.cli import avatar, distill, env, generate, models, nerf, sign, text_to_3d, train, video
     from genkit.cli import eval as eval_cmd
 
     parser = OneLineArgumentParser(
@@ -41,7 +41,7 @@ def build_parser() -> OneLineArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=OneLineArgumentParser
     )
-    for module in (generate, video, text_to_3d, train, distill, nerf, avatar, eval_cmd, models, env):
+    for module in (generate, video, text_to_3d, sign, train, distill, nerf, avatar, eval_cmd, models, env):
         module.register(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""``genkit train {tokenizer,vae,text2img,classifier,tiny-decoder,fpdm,video,video-classifier,view-prior} ...``: every part of the embedded models.
+"""``genkit train {tokenizer,vae,text2img,classifier,tiny-decoder,fpdm,video,video-classifier,view-prior,objects3d-classifier,sign,sign-evaluator} ...``: every part of the embedded models.
 
 Each trainer runs on accelerate (``accelerate launch -m genkit train ...`` for several GPUs or nodes),
 shows a progress bar with ETA, saves resumable checkpoints under ``OUT/checkpoints`` and resumes from the
@@ -10,6 +10,9 @@ from __future__ import annotations
 from genkit.cli._args import OneLineArgumentParser, add_dataclass_args, from_args
 from genkit.training.classifier import ClassifierTrainConfig, train_classifier
 from genkit.training.fpdm import FPDMTrainConfig, train_fpdm
+from genkit.training.objects3d_classifier import Objects3DClassifierTrainConfig, train_objects3d_classifier
+from genkit.training.sign import SignTrainConfig, train_sign
+from genkit.training.sign_evaluator import SignEvaluatorTrainConfig, train_sign_evaluator
 from genkit.training.text2img import Text2ImgTrainConfig, train_text2img
 from genkit.training.tiny_decoder import TinyDecoderTrainConfig, train_tiny_decoder
 from genkit.training.tokenizer import TokenizerTrainConfig, train_tokenizer
@@ -55,6 +58,21 @@ TRAINERS = {
         ViewPriorTrainConfig,
         train_view_prior,
         "train the camera-conditioned prior of text-to-3D; writes a ViewConditionedPipeline",
+    ),
+    "objects3d-classifier": (
+        Objects3DClassifierTrainConfig,
+        train_objects3d_classifier,
+        "train the classifier of 3-D views (shape, colour, front marker) used by the text-to-3D metrics",
+    ),
+    "sign": (
+        SignTrainConfig,
+        train_sign,
+        "train the text-to-sign-motion diffusion model; writes a SignMotionPipeline",
+    ),
+    "sign-evaluator": (
+        SignEvaluatorTrainConfig,
+        train_sign_evaluator,
+        "train the motion/text encoders and sign classifier used by the sign metrics",
     ),
 }
 

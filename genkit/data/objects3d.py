@@ -173,7 +173,8 @@ def render_views(
 ) -> dict[str, torch.Tensor]:
     """Sphere-trace ``obj`` from each (azimuth, elevation): ``image`` (n, 3, R, R) in [0, 1] over the
     grey background, ``silhouette`` (n, 1, R, R) coverage in [0, 1], ``depth`` (n, 1, R, R) (0 where
-    empty) and the cameras ``c2w`` (n, 4, 4). Anti-aliased by ``supersample``^2 rays per pixel."""
+    empty), ``marker`` (n, 1, R, R) the coverage of the front marker and the cameras ``c2w`` (n, 4, 4).
+    Anti-aliased by ``supersample``^2 rays per pixel."""
 
     res = resolution * supersample
     o, d, c2ws = view_rays(azimuth, elevation, res)
@@ -202,6 +203,7 @@ def render_views(
         "image": pool(colour).clamp(0, 1),
         "silhouette": pool(hit.float()[:, None]),
         "depth": pool((t * hit)[:, None]),
+        "marker": pool((hit & is_marker).float()[:, None]),
         "c2w": c2ws,
     }
 
@@ -237,12 +239,14 @@ class Objects3DDataset(torch.utils.data.Dataset):
 
 def render_pool(num: int, resolution: int = 32, seed: int = 0, split: str = "train", progress: bool = True):
     """Items 0..num-1 of ``Objects3DDataset(num, resolution, seed, split)`` rendered at once (a training
-    pool): ``pixel_values`` (num, 3, R, R) in [-1, 1], ``captions`` and ``cameras`` (num, 2) in degrees."""
+    pool): ``pixel_values`` (num, 3, R, R) in [-1, 1], ``captions``, ``cameras`` (num, 2) in degrees,
+    ``objects`` and ``marker_pixels`` (num,), how many pixels the front marker covers."""
     from tqdm import tqdm
 
     ds = Objects3DDataset(num, resolution, seed, split)
     items = [ds.item_view(i) for i in range(num)]
     images = torch.empty(num, 3, resolution, resolution)
+    marker = torch.empty(num)
     by_object: dict[Object3D, list[int]] = {}
     for i, (obj, _, _) in enumerate(items):
         by_object.setdefault(obj, []).append(i)
@@ -254,9 +258,12 @@ def render_pool(num: int, resolution: int = 32, seed: int = 0, split: str = "tra
                     obj, [items[i][1] for i in chunk], [items[i][2] for i in chunk], resolution
                 )
                 images[chunk] = out["image"]
+                marker[chunk] = out["marker"].sum((1, 2, 3))
                 bar.update(len(chunk))
     return {
         "pixel_values": images * 2 - 1,
         "captions": [obj.caption(view_word(az, el)) for obj, az, el in items],
         "cameras": torch.tensor([[az, el] for _, az, el in items], dtype=torch.float32),
+        "objects": [obj for obj, _, _ in items],
+        "marker_pixels": marker,
     }

@@ -3,9 +3,10 @@
 from genkit.pipelines.text_to_3d.system import (
     ObjectField,
     TextTo3DConfig,
+    load_object_field,
     render_field,
     text_to_3d,
     turntable,
 )
 
-__all__ = ["ObjectField", "TextTo3DConfig", "render_field", "text_to_3d", "turntable"]
+__all__ = ["ObjectField", "TextTo3DConfig", "load_object_field", "render_field", "text_to_3d", "turntable"]

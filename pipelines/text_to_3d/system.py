@@ -37,7 +37,7 @@ from genkit.render.volume import render_weight_from_density
 from genkit.training.loop import device_field, make_accelerator, progress, resume, save_checkpoint
 from genkit.utils import GenkitError, atomic_file
 
-__all__ = ["ObjectField", "TextTo3DConfig", "render_field", "text_to_3d", "turntable"]
+__all__ = ["ObjectField", "TextTo3DConfig", "load_object_field", "render_field", "text_to_3d", "turntable"]
 
 
 class ObjectField(nn.Module):
@@ -106,12 +106,18 @@ class TextTo3DConfig:
     )
     method: str = field(default="sds", metadata={"help": "score distillation", "choices": ["sds", "vsd"]})
     prior: str = field(
-        default="", metadata={"help": "Stable Diffusion-structured folder (e.g. genkit train view-prior's)"}
+        default="view-prior-objects",
+        metadata={
+            "help": "bundled view prior or a Stable Diffusion-structured folder (genkit train view-prior)"
+        },
     )
     out: str = field(default="outputs/text-to-3d", metadata={"help": "output folder"})
     max_train_steps: int = field(default=1200, metadata={"help": "optimisation steps"})
     batch_views: int = field(default=4, metadata={"help": "cameras rendered per step"})
     samples: int = field(default=48, metadata={"help": "samples per ray"})
+    grid_resolution: int = field(
+        default=64, metadata={"help": "finest hash-grid resolution (about twice the prior's image side)"}
+    )
     learning_rate: float = field(default=1e-2, metadata={"help": "Adam learning rate of the field"})
     guidance_scale: float = field(
         default=0.0, metadata={"help": "CFG scale, diffusers' convention (0: 20 for SDS, 7.5 for VSD)"}
@@ -136,12 +142,13 @@ class TextTo3DConfig:
         if not self.prompt.strip():
             raise GenkitError("a prompt is needed, e.g. genkit text-to-3d 'a red cube'")
         if not self.prior:
+            raise GenkitError("--prior must name a bundled view prior or a pipeline folder")
+        if min(self.max_train_steps, self.batch_views, self.samples, self.checkpointing_steps) <= 0 or (
+            self.grid_resolution < 16
+        ):
             raise GenkitError(
-                "--prior is needed: no view prior is bundled yet (train one with genkit train view-prior)"
-            )
-        if min(self.max_train_steps, self.batch_views, self.samples, self.checkpointing_steps) <= 0:
-            raise GenkitError(
-                "max-train-steps, batch-views, samples and checkpointing-steps must be positive"
+                "max-train-steps, batch-views, samples and checkpointing-steps must be positive, "
+                "grid-resolution at least 16"
             )
         if not -89 <= self.elevation_min < self.elevation_max <= 89:
             raise GenkitError("need -89 <= elevation-min < elevation-max <= 89")
@@ -194,7 +201,7 @@ def text_to_3d(cfg: TextTo3DConfig) -> Path:
     view_prior = getattr(prior.teacher.pipe, "camera_encoder", None) is not None
 
     torch.manual_seed(cfg.seed)
-    field_ = ObjectField()
+    field_ = ObjectField(max_resolution=cfg.grid_resolution)
     optimizer = torch.optim.Adam(field_.parameters(), lr=cfg.learning_rate, eps=1e-15)
     timesteps = TimestepRange(cfg.t_min, cfg.t_max, cfg.t_max_end, cfg.anneal_steps)
     states = {}
@@ -260,6 +267,20 @@ def text_to_3d(cfg: TextTo3DConfig) -> Path:
         )
     accelerator.end_training()
     return out
+
+
+def load_object_field(folder: str | Path) -> ObjectField:
+    """The field a ``genkit text-to-3d`` run wrote to ``folder`` (its grid as ``metadata.json`` records)."""
+    from safetensors.torch import load_file
+
+    from genkit.utils import reading
+
+    folder = Path(folder)
+    with reading(f"{str(folder)!r} is not a finished genkit text-to-3d run", (Exception,)):
+        meta = json.loads((folder / "metadata.json").read_text())
+        field_ = ObjectField(max_resolution=meta["grid_resolution"])
+        field_.load_state_dict(load_file(folder / "field.safetensors"))
+    return field_.eval()
 
 
 @torch.no_grad()

@@ -1,0 +1,227 @@
+"""Text-to-3D by score distillation: SDS against VSD on the embedded view prior, and the exact objects, in
+one run.
+
+For each prompt of a fixed set (seen colour-shape pairs and a held-out one) and each method, ``genkit
+text-to-3d`` optimises an object (seeds 0 and 1 for the diversity prompts), then every object is measured
+against the exact procedural object (``genkit.data.objects3d``):
+- ``silhouette_iou``: rendered opacity vs the true silhouette on 16 held-out views (azimuths between the
+  ones a turntable shows, elevation 20; the optimisation draws cameras at random),
+- ``volume_iou``: the field's occupancy (density above the mesh threshold) vs the object's on a 64^3 grid,
+- ``attribute_accuracy``: the share of the 16 views whose shape and colour the 3-D views' classifier
+  (``genkit train objects3d-classifier``, trained from scratch on the procedural views) reads as the
+  prompt's,
+- ``janus_rate``: the share of 8 back views (azimuth 135-225) in which the classifier sees the front
+  marker (``janus_rate_pixels``: the same by the analytic dark-blob detector),
+- ``diversity``: RMS distance between the renders of the same views from seeds 0 and 1 (per method),
+- ``minutes``: wall-clock minutes of the optimisation and the outputs (mesh, turntable) per object.
+
+The ``exact`` row is the procedural object itself through the same metrics (the classifier's ceiling,
+Janus 0). Renders of every object are written next to the result for looking at.
+
+    python bench/text_to_3d.py [--quick]   ->  bench/results/text_to_3d.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, write_result  # noqa: E402
+
+from genkit.data.objects3d import Object3D, render_views  # noqa: E402
+from genkit.loading import resolve_device  # noqa: E402
+from genkit.metrics.objects3d import (  # noqa: E402
+    attribute_accuracy,
+    diversity,
+    janus_rate,
+    load_objects3d_classifier,
+    marker_visible,
+    silhouette_iou,
+    volume_iou,
+)
+from genkit.pipelines.text_to_3d import TextTo3DConfig, load_object_field, render_field, text_to_3d  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "text_to_3d.json"
+PROMPTS = [
+    "a red cube",
+    "a blue sphere",
+    "a yellow cylinder",
+    "a purple cone",
+    "a red torus",
+]  # last held out
+QUICK_PROMPTS = ["a red cube", "a red torus"]
+VIEWS = torch.tensor([[11.25 + 22.5 * k, 20.0] for k in range(16)])
+
+
+def parse(prompt: str) -> Object3D:
+    _, color, shape = prompt.split()
+    return Object3D(color, shape)
+
+
+def measure(render, density, obj: Object3D, classifier, threshold: float) -> dict:
+    with torch.no_grad():
+        images, _ = render(VIEWS)
+        return {
+            "silhouette_iou": silhouette_iou(render, obj, VIEWS),
+            "volume_iou": volume_iou(density, obj, threshold) if density is not None else 1.0,
+            "attribute_accuracy": attribute_accuracy(classifier, images, obj),
+            "janus_rate": janus_rate(render, shows_marker=classifier.shows_marker),
+            "janus_rate_pixels": janus_rate(render, shows_marker=marker_visible),
+        }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="two prompts, 600 steps (about 40 minutes)")
+    ap.add_argument("--prior", default="view-prior-objects", help="bundled view prior or a folder")
+    ap.add_argument("--classifier", default=None, help="3-D views' classifier folder (default: bundled)")
+    ap.add_argument("--steps", type=int, default=0, help="optimisation steps (0: 600 quick, 1200 full)")
+    ap.add_argument("--methods", nargs="+", default=["sds", "vsd"], choices=["sds", "vsd"])
+    ap.add_argument("--work", default="runs/bench-text-to-3d", help="folder of the optimised objects")
+    ap.add_argument("--reuse", action="store_true", help="keep finished objects in --work (resume them)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args(argv)
+
+    device = resolve_device(args.device)
+    steps = args.steps or (600 if args.quick else 1200)
+    prompts = QUICK_PROMPTS if args.quick else PROMPTS
+    diversity_prompts = prompts[:1] if args.quick else prompts[:2]
+    work = Path(args.work)
+    if work.exists() and not args.reuse:
+        shutil.rmtree(work)
+    classifier = load_objects3d_classifier(args.classifier, device)
+    t0 = time.perf_counter()
+
+    rows: dict[str, dict] = {"exact": {}}
+    sheets: dict[str, list[np.ndarray]] = {"exact": []}
+    renders: dict[tuple[str, str, int], torch.Tensor] = {}
+    for prompt in prompts:
+        obj = parse(prompt)
+
+        def exact(cams, obj=obj):
+            out = render_views(obj, cams[:, 0].tolist(), cams[:, 1].tolist(), 32)
+            return out["image"], out["silhouette"]
+
+        rows["exact"][prompt] = measure(exact, None, obj, classifier, 0.0)
+        sheets["exact"].append(exact(VIEWS[::2])[0])
+
+    for method in args.methods:
+        rows[method], sheets[method] = {}, []
+        for prompt in prompts:
+            obj = parse(prompt)
+            for seed in (0, 1) if prompt in diversity_prompts else (0,):
+                folder = work / f"{method}-{prompt.replace(' ', '_')}-{seed}"
+                cfg = TextTo3DConfig(
+                    prompt=prompt,
+                    method=method,
+                    prior=args.prior,
+                    out=str(folder),
+                    max_train_steps=steps,
+                    anneal_steps=steps // 2,
+                    seed=seed,
+                    device=args.device,
+                )
+                t1 = time.perf_counter()
+                text_to_3d(cfg)
+                minutes = (time.perf_counter() - t1) / 60
+                field_ = load_object_field(folder).to(device)
+                render = lambda c, f=field_: render_field(f, c.to(device), 32)  # noqa: E731
+                with torch.no_grad():
+                    renders[(method, prompt, seed)] = render(VIEWS)[0].cpu()
+                if seed == 0:
+                    rows[method][prompt] = {
+                        **measure(render, field_.density, obj, classifier, cfg.mesh_threshold),
+                        "minutes": minutes,
+                    }
+                    sheets[method].append(renders[(method, prompt, seed)][::2])
+                print(f"  {method} {prompt!r} seed {seed}: {minutes:.1f} min", file=sys.stderr)
+        for prompt in diversity_prompts:
+            rows[method][prompt]["diversity"] = diversity(
+                [renders[(method, prompt, 0)], renders[(method, prompt, 1)]]
+            )
+
+    def mean(method: str, key: str) -> float:
+        vals = [r[key] for r in rows[method].values() if key in r]
+        return float(np.mean(vals))
+
+    summary = {
+        m: {
+            k: mean(m, k)
+            for k in (
+                "silhouette_iou",
+                "volume_iou",
+                "attribute_accuracy",
+                "janus_rate",
+                "janus_rate_pixels",
+                "diversity",
+                "minutes",
+            )
+            if any(k in r for r in rows[m].values())
+        }
+        for m in rows
+    }
+    result = {
+        "targets": {
+            m: {
+                "silhouette_iou>=0.7": summary[m]["silhouette_iou"],
+                "volume_iou>=0.6": summary[m]["volume_iou"],
+                "attribute_accuracy>=0.9": summary[m]["attribute_accuracy"],
+                "janus_rate": summary[m]["janus_rate"],
+                "minutes_per_object<=15": summary[m]["minutes"],
+            }
+            for m in args.methods
+        },
+        "summary": summary,
+        "rows": rows,
+        "config": {**vars(args), "steps": steps, "prompts": prompts, "diversity_prompts": diversity_prompts},
+        "machine": machine(device),
+        "seconds": time.perf_counter() - t0,
+    }
+    if {"sds", "vsd"} <= set(args.methods):
+        result["targets"]["vsd_diversity_over_sds"] = summary["vsd"]["diversity"] / max(
+            summary["sds"]["diversity"], 1e-12
+        )
+
+    print(
+        f"{'row':>6} {'prompt':>18} {'sil IoU':>8} {'vol IoU':>8} {'attr acc':>8} {'Janus':>6} {'div':>6} {'min':>5}"
+    )
+    for m, row in rows.items():
+        for prompt, r in row.items():
+            div = f"{r['diversity']:.3f}" if "diversity" in r else "-"
+            mins = f"{r['minutes']:.1f}" if "minutes" in r else "-"
+            print(
+                f"{m:>6} {prompt:>18} {r['silhouette_iou']:>8.3f} {r['volume_iou']:>8.3f} "
+                f"{r['attribute_accuracy']:>8.3f} {r['janus_rate']:>6.2f} {div:>6} {mins:>5}"
+            )
+    sheet = np.concatenate(
+        [
+            np.concatenate(
+                [
+                    (torch.cat(list(imgs), 2).permute(1, 2, 0).clamp(0, 1) * 255).byte().numpy()
+                    for imgs in sheets[m]
+                ],
+                0,
+            )
+            for m in sheets
+        ],
+        0,
+    )
+    png = Path(args.out).with_name(Path(args.out).stem + "_views.png")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(png, np.kron(sheet, np.ones((2, 2, 1), dtype=np.uint8)))
+    print(f"wrote {png} (rows: exact, then each method; per prompt 8 of the held-out views)")
+    write_result(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
