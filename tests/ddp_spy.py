@@ -1,4 +1,5 @@
-"""Run one genkit trainer (classifier, vae, tiny_decoder, nerf, avatar, fpdm, text2img, dmd, vsd) for a
+"""Run one genkit trainer (classifier, vae, tiny_decoder, nerf, avatar, fpdm, text2img, objects3d_classifier,
+sign, sign_evaluator, dmd, vsd) for a
 few steps under ``torchrun --nproc_per_node 2`` (gloo on the CPU) and write each rank's sum of every
 prepared model's parameters at every checkpoint to OUT/sums-RANK.json, so that a test can check that
 data-parallel training keeps the replicas identical (every gradient went through DistributedDataParallel).
@@ -96,6 +97,24 @@ TRAINERS = {
             batch_size=2,
             lr_warmup_steps=1,
         ),
+    ),
+    "objects3d_classifier": (
+        "genkit.training.objects3d_classifier",
+        "train_objects3d_classifier",
+        "Objects3DClassifierTrainConfig",
+        dict(batch_size=4, pool_size=8, resolution=16),
+    ),
+    "sign": (
+        "genkit.training.sign",
+        "train_sign",
+        "SignTrainConfig",
+        dict(batch_size=4, num_train_motions=8, hidden=32, layers=1, lr_warmup_steps=1),
+    ),
+    "sign_evaluator": (
+        "genkit.training.sign_evaluator",
+        "train_sign_evaluator",
+        "SignEvaluatorTrainConfig",
+        dict(batch_size=4, num_train_motions=8),
     ),
     "dmd": ("genkit.distill.dmd", "train_dmd", "DistillConfig", dict(teacher=data, batch_size=2)),
     "vsd": ("genkit.distill.vsd", "train_vsd", "DistillConfig", dict(teacher=data, batch_size=2)),

@@ -33,7 +33,21 @@ def data(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "trainer", ["classifier", "vae", "tiny_decoder", "nerf", "avatar", "fpdm", "text2img", "dmd", "vsd"]
+    "trainer",
+    [
+        "classifier",
+        "vae",
+        "tiny_decoder",
+        "nerf",
+        "avatar",
+        "fpdm",
+        "text2img",
+        "objects3d_classifier",
+        "sign",
+        "sign_evaluator",
+        "dmd",
+        "vsd",
+    ],
 )
 def test_two_processes_keep_the_replicas_identical(trainer, data, tmp_path):
     run = tmp_path / "run"

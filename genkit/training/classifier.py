@@ -20,10 +20,10 @@ from genkit.training.loop import (
     progress,
     resume,
     save_checkpoint,
-    save_dtype,
     save_dtype_field,
+    save_model,
 )
-from genkit.utils import GenkitError, atomic_dir
+from genkit.utils import GenkitError
 
 
 @dataclass
@@ -91,10 +91,4 @@ def train_classifier(cfg: ClassifierTrainConfig) -> Path:
             save_checkpoint(accelerator, out, step + 1)
     bar.close()
 
-    final = out / "model"
-    model = accelerator.unwrap_model(model).eval()
-    if accelerator.is_main_process:
-        with atomic_dir(final) as tmp:
-            model.to(save_dtype(cfg.save_dtype)).save_pretrained(tmp, safe_serialization=True)
-    accelerator.end_training()
-    return final
+    return save_model(accelerator, accelerator.unwrap_model(model), out, cfg.save_dtype)

@@ -186,6 +186,19 @@ def progress(accelerator: Accelerator, total: int, initial: int, desc: str) -> t
     )
 
 
+def save_model(accelerator: Accelerator, model, out_dir: str | Path, dtype: str) -> Path:
+    """The end of a single-model trainer: ``model`` (a ``ModelMixin``) saved with ``save_pretrained`` in
+    ``dtype`` ("fp32"/"fp16") into ``OUT/model`` atomically by the main process; returns that folder."""
+    from genkit.utils import atomic_dir
+
+    final = Path(out_dir) / "model"
+    if accelerator.is_main_process:
+        with atomic_dir(final) as tmp:
+            model.eval().to(save_dtype(dtype)).save_pretrained(tmp, safe_serialization=True)
+    accelerator.end_training()
+    return final
+
+
 def save_dtype(name: str) -> torch.dtype:
     return {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}[name]
 

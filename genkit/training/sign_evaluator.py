@@ -16,16 +16,17 @@ import torch.nn.functional as F
 
 from genkit.metrics.sign import SignEvaluator, evaluator_inputs, gloss_ids
 from genkit.training.loop import (
+    TrainStep,
     device_field,
     make_accelerator,
     progress,
     resume,
     save_checkpoint,
-    save_dtype,
     save_dtype_field,
+    save_model,
 )
 from genkit.training.sign import motion_pool
-from genkit.utils import GenkitError, atomic_dir
+from genkit.utils import GenkitError
 
 
 @dataclass
@@ -68,8 +69,15 @@ def train_sign_evaluator(cfg: SignEvaluatorTrainConfig) -> Path:
     lr_sched = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.learning_rate, total_steps=cfg.max_train_steps
     )
-    model, optimizer, lr_sched = accelerator.prepare(model, optimizer, lr_sched)
+    step_fn, optimizer, lr_sched = accelerator.prepare(TrainStep(model), optimizer, lr_sched)
     start = resume(accelerator, out)
+
+    def losses(m: SignEvaluator, x: torch.Tensor, words: torch.Tensor):
+        logits = m.embed_motion(x) @ m.embed_text(words).T / cfg.temperature
+        same = (words[:, None] == words[None]).all(-1).float()  # repeated sentences are positives too
+        target = same / same.sum(1, keepdim=True)
+        contrastive = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target.T))
+        return contrastive, F.cross_entropy(m.classify_signs(x).flatten(0, 1), words.flatten())
 
     bar = progress(accelerator, cfg.max_train_steps, start, "train sign-evaluator")
     for step in range(start, cfg.max_train_steps):
@@ -77,13 +85,8 @@ def train_sign_evaluator(cfg: SignEvaluatorTrainConfig) -> Path:
         idx = torch.randint(len(inputs), (cfg.batch_size,), generator=g)
         x = inputs[idx] + cfg.noise * torch.randn(inputs[idx].shape, generator=g)
         x, words = x.to(device), glosses[idx].to(device)
-        raw = accelerator.unwrap_model(model)
-        m, t = raw.embed_motion(x), raw.embed_text(words)
-        logits = m @ t.T / cfg.temperature
-        same = (words[:, None] == words[None]).all(-1).float()  # repeated sentences are positives too
-        target = same / same.sum(1, keepdim=True)
-        contrastive = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target.T))
-        signs = F.cross_entropy(raw.classify_signs(x).flatten(0, 1), words.flatten())
+        # through TrainStep: DistributedDataParallel averages the gradients of every method called
+        contrastive, signs = step_fn(losses, x, words)
         loss = contrastive + signs
         accelerator.backward(loss)
         optimizer.step()
@@ -95,10 +98,4 @@ def train_sign_evaluator(cfg: SignEvaluatorTrainConfig) -> Path:
             save_checkpoint(accelerator, out, step + 1)
     bar.close()
 
-    final = out / "model"
-    model = accelerator.unwrap_model(model).eval()
-    if accelerator.is_main_process:
-        with atomic_dir(final) as tmp:
-            model.to(save_dtype(cfg.save_dtype)).save_pretrained(tmp, safe_serialization=True)
-    accelerator.end_training()
-    return final
+    return save_model(accelerator, accelerator.unwrap_model(step_fn).model, out, cfg.save_dtype)
