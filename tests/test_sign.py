@@ -270,3 +270,22 @@ def test_sign_metrics_on_known_motions(tmp_path):
     # an evaluator whose text embedding is the motion's: R-precision is perfect
     emb = ev.embed_text(torch.tensor([[GLOSSES.index(w) for w in c.split()] for c in caps])).detach()
     assert r_precision(ev, emb, caps) == [1.0, 1.0, 1.0]
+
+
+def test_bundled_sign_model_signs_a_held_out_sentence():
+    """The shipped sign-motion model on a sentence it never saw, read by the shipped evaluator."""
+    from genkit.metrics.sign import (
+        back_translation,
+        canonical_motions,
+        evaluator_inputs,
+        load_sign_evaluator,
+        mpjpe,
+    )
+    from genkit.pipelines.sign.system import load_sign_pipeline
+
+    caps = [" ".join(s) for s in sentences("heldout")[:4]]
+    pipe = load_sign_pipeline("sign-motion")
+    motion = pipe(caps, 10, 2.5, generator=torch.Generator().manual_seed(0)).motion
+    err = mpjpe(motion, canonical_motions(caps))
+    assert err["body"] < 15 and err["hands"] < 30  # mm; a wrong sentence is about 30 / 70
+    assert back_translation(load_sign_evaluator(), evaluator_inputs(motion), caps) >= 0.9

@@ -45,6 +45,7 @@ __all__ = [
     "FPS",
     "FRAMES",
     "FRAMES_PER_SIGN",
+    "GLOSSES",
     "HANDSHAPES",
     "LOCATIONS",
     "MOVEMENTS",
