@@ -12,8 +12,8 @@ A sentence is ``SIGNS_PER_SENTENCE`` signs of the vocabulary, ``FRAMES_PER_SIGN`
 ``TRANSITION`` frames blend from the previous sign), from a rest pose: its caption is the glosses in
 lower case ("hello thanks house"). Held-out sentences (``split="heldout"``, a tenth of all sentences, fixed)
 never appear in training, while every sign does: new compositions of known signs. Samples are seeded;
-``jitter`` varies location, amplitude and timing a little (``jitter=0``: the canonical motion that MPJPE and
-DTW compare against).
+the jitter varies location, amplitude and timing a little (``sentence_motion`` without a generator, or
+``SignDataset(jitter=False)``: the canonical motion that MPJPE and DTW compare against).
 
 Motion features (``to_features``): per frame the 6-D rotation of every joint (55 x 6) and the expression
 (10): 340 numbers (``FEATURES``).
