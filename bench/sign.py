@@ -34,13 +34,13 @@ from _common import machine, write_result  # noqa: E402
 
 from genkit.data.signs import FPS, sentence_motion, sentences, to_features  # noqa: E402
 from genkit.loading import resolve_device  # noqa: E402
+from genkit.metrics.scores import frechet_distance  # noqa: E402
 from genkit.metrics.sign import (  # noqa: E402
     back_translation,
     canonical_motions,
     diversity,
     dtw_mje,
     evaluator_inputs,
-    fid,
     load_sign_evaluator,
     mpjpe,
     r_precision,
@@ -70,7 +70,7 @@ def score(evaluator, motion: torch.Tensor, captions: list[str], reference: torch
         return {
             "r_precision_top1": top[0],
             "r_precision_top3": top[2],
-            "fid": fid(emb, reference) if len(emb) > 16 else None,
+            "fid": frechet_distance(reference, emb) if len(emb) > 16 else None,
             "diversity": diversity(emb),
             "back_translation": back_translation(evaluator, inputs.to(evaluator.device), captions),
             "mpjpe_mm": mpjpe(motion, truth),

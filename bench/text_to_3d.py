@@ -66,16 +66,26 @@ def parse(prompt: str) -> Object3D:
     return Object3D(color, shape)
 
 
-def measure(render, density, obj: Object3D, classifier, threshold: float) -> dict:
+def measure(render, density, obj: Object3D, classifier, threshold: float) -> tuple[dict, torch.Tensor]:
+    """(metrics, images of ``VIEWS``); each set of cameras is rendered once (the metrics share renders)."""
+    cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def once(cams: torch.Tensor):
+        key = tuple(cams.flatten().tolist())
+        if key not in cache:
+            cache[key] = render(cams)
+        return cache[key]
+
     with torch.no_grad():
-        images, _ = render(VIEWS)
-        return {
-            "silhouette_iou": silhouette_iou(render, obj, VIEWS),
+        images, _ = once(VIEWS)
+        metrics = {
+            "silhouette_iou": silhouette_iou(once, obj, VIEWS),
             "volume_iou": volume_iou(density, obj, threshold) if density is not None else 1.0,
             "attribute_accuracy": attribute_accuracy(classifier, images, obj),
-            "janus_rate": janus_rate(render, shows_marker=classifier.shows_marker),
-            "janus_rate_pixels": janus_rate(render, shows_marker=marker_visible),
+            "janus_rate": janus_rate(once, shows_marker=classifier.shows_marker),
+            "janus_rate_pixels": janus_rate(once, shows_marker=marker_visible),
         }
+    return metrics, images.cpu()
 
 
 def main(argv=None) -> int:
@@ -111,8 +121,8 @@ def main(argv=None) -> int:
             out = render_views(obj, cams[:, 0].tolist(), cams[:, 1].tolist(), 32)
             return out["image"], out["silhouette"]
 
-        rows["exact"][prompt] = measure(exact, None, obj, classifier, 0.0)
-        sheets["exact"].append(exact(VIEWS[::2])[0])
+        rows["exact"][prompt], images = measure(exact, None, obj, classifier, 0.0)
+        sheets["exact"].append(images[::2])
 
     for method in args.methods:
         rows[method], sheets[method] = {}, []
@@ -135,13 +145,11 @@ def main(argv=None) -> int:
                 minutes = (time.perf_counter() - t1) / 60
                 field_ = load_object_field(folder).to(device)
                 render = lambda c, f=field_: render_field(f, c.to(device), 32)  # noqa: E731
-                with torch.no_grad():
-                    renders[(method, prompt, seed)] = render(VIEWS)[0].cpu()
+                metrics, renders[(method, prompt, seed)] = measure(
+                    render, field_.density, obj, classifier, cfg.mesh_threshold
+                )
                 if seed == 0:
-                    rows[method][prompt] = {
-                        **measure(render, field_.density, obj, classifier, cfg.mesh_threshold),
-                        "minutes": minutes,
-                    }
+                    rows[method][prompt] = {**metrics, "minutes": minutes}
                     sheets[method].append(renders[(method, prompt, seed)][::2])
                 print(f"  {method} {prompt!r} seed {seed}: {minutes:.1f} min", file=sys.stderr)
         for prompt in diversity_prompts:

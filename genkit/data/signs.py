@@ -265,11 +265,11 @@ def _rest_pose() -> tuple[torch.Tensor, torch.Tensor]:
     return pose, torch.zeros(1, 10)
 
 
-def _slerp_blend(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Blend axis-angle poses a -> b (..., 3) with weights w (T,) through 6-D rotations (re-orthonormalised)."""
+def _blend_poses(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Frames (T, 55, 3) going from axis-angle pose ``a`` to ``b`` (55, 3) with weights ``w`` (T,): linear
+    in 6-D rotations, re-orthonormalised."""
     ma, mb = matrix_to_rot6d(axis_angle_to_matrix(a)), matrix_to_rot6d(axis_angle_to_matrix(b))
-    mix = ma + (mb - ma) * w.view(-1, *([1] * (ma.dim() - 1)))
-    return matrix_to_axis_angle(rot6d_to_matrix(mix))
+    return matrix_to_axis_angle(rot6d_to_matrix(ma + (mb - ma) * w[:, None, None]))
 
 
 def sentence_motion(
@@ -282,11 +282,7 @@ def sentence_motion(
     for g in glosses:
         pose, expr = _sign_pose(_BY_GLOSS[g], rng)
         # the first frames move from where the last sign ended to this sign's start
-        start = pose[:TRANSITION].clone()
-        blend = _slerp_blend(
-            prev_pose[-1:].expand_as(start), pose[TRANSITION : TRANSITION + 1].expand_as(start), ramp
-        )
-        pose = torch.cat([blend, pose[TRANSITION:]])
+        pose = torch.cat([_blend_poses(prev_pose[-1], pose[TRANSITION], ramp), pose[TRANSITION:]])
         expr = torch.cat(
             [
                 prev_expr[-1:] + (expr[TRANSITION : TRANSITION + 1] - prev_expr[-1:]) * ramp[:, None],

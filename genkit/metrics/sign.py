@@ -6,7 +6,8 @@
   glosses), aligned contrastively; and a sign classifier that reads one sign's frames, for
   back-translation.
 - ``r_precision``: Guo's R-precision, top-1/2/3, each motion ranked against its own sentence and 31 others
-  (batches of 32) by the distance of the embeddings. ``fid``: Fréchet distance of motion embeddings.
+  (batches of 32) by the distance of the embeddings. FID: ``genkit.metrics.scores.frechet_distance`` of the
+  motion embeddings.
   ``diversity``: mean distance between random pairs of motion embeddings.
 - ``back_translation``: the share of signs (each ``FRAMES_PER_SIGN`` window) the sign classifier reads as
   the sentence's gloss at that place.
@@ -35,7 +36,6 @@ __all__ = [
     "diversity",
     "dtw_mje",
     "evaluator_inputs",
-    "fid",
     "load_sign_evaluator",
     "mpjpe",
     "r_precision",
@@ -137,16 +137,6 @@ def r_precision(
         rank = int((dist < dist[0]).sum())
         hits += torch.tensor([rank < k for k in (1, 2, 3)], dtype=torch.float32)
     return (hits / len(captions)).tolist()
-
-
-def fid(a: torch.Tensor, b: torch.Tensor) -> float:
-    from scipy import linalg
-
-    a, b = a.double().numpy(), b.double().numpy()
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean.real))
 
 
 def diversity(emb: torch.Tensor, pairs: int = 300, seed: int = 0) -> float:

@@ -59,17 +59,19 @@ def rigidity(motion: torch.Tensor) -> torch.Tensor:
     return ((a.norm(dim=-1) - 1) ** 2 + (b.norm(dim=-1) - 1) ** 2 + (a * b).sum(-1) ** 2).mean()
 
 
-def motion_eps(pipe, guidance_scale: float):
-    """The prior's eps with CFG, ``fn(x_t, t, prompts) -> eps``, from its clean-motion prediction."""
-    model, abar = pipe.model, pipe.scheduler.alphas_cumprod
+def motion_eps(pipe, guidance_scale: float, prompts: list[str]):
+    """The prior's eps with CFG for ``prompts`` (fixed for the run: their text states are encoded once),
+    ``fn(x_t, t) -> eps``, from its clean-motion prediction."""
+    from genkit.distill.losses import alpha_sigma, prediction_to_eps
 
-    def fn(x_t: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
-        b = len(x_t)
-        states = torch.cat([pipe.encode_text([""] * b), pipe.encode_text(prompts)])
+    model, abar = pipe.model, pipe.scheduler.alphas_cumprod
+    states = torch.cat([pipe.encode_text([""] * len(prompts)), pipe.encode_text(prompts)])
+
+    def fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x0_null, x0_text = model(torch.cat([x_t, x_t]), torch.cat([t, t]), states).chunk(2)
         x0 = x0_null + guidance_scale * (x0_text - x0_null)
-        a = abar.to(x_t.device)[t].view(-1, 1, 1)
-        return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+        alpha, sigma = alpha_sigma(abar.to(x_t.device), t, x_t.ndim)
+        return prediction_to_eps(x0, x_t, alpha, sigma, "sample")
 
     return fn
 
@@ -92,13 +94,11 @@ def distill_motion(
     from genkit.distill.score_distillation import SDS, TimestepRange
 
     model = pipe.model
-    for p in model.parameters():
-        p.requires_grad_(False)
     frames = model.config.frames
     curve = BezierMotion(model.feature_mean.expand(frames, -1).clone().cpu(), segments).to(pipe.device)
     optimizer = torch.optim.Adam(curve.parameters(), lr=learning_rate)
     sds = SDS(
-        motion_eps(pipe, guidance_scale),
+        motion_eps(pipe, guidance_scale, [sentence]),
         pipe.scheduler.alphas_cumprod,
         TimestepRange(0.02, 0.98, 0.2, math.ceil(steps * 0.8)),
         weighting="uniform",
@@ -106,7 +106,7 @@ def distill_motion(
     for step in tqdm(range(steps), desc="motion SDS", disable=not progress):
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         motion = curve()
-        loss = sds.loss(model.normalize(motion)[None], step, g, prompts=[sentence])
+        loss = sds.loss(model.normalize(motion)[None], step, g)  # the prior's gradient is under no_grad
         loss = loss + rigidity_weight * rigidity(motion)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

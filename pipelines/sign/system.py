@@ -67,11 +67,11 @@ class SignConfig:
 def load_sign_pipeline(name_or_path: str, device: str = "cpu"):
     """A ``SignMotionPipeline`` from a bundled name or a folder; GenkitError if it is not one."""
     from genkit.assets import bundled_models
+    from genkit.loading import bundled_path
     from genkit.pipelines.sign import SignMotionPipeline
     from genkit.utils import reading
 
-    models = bundled_models()
-    path = Path(models[name_or_path]["path"]) if name_or_path in models else Path(name_or_path)
+    path = bundled_path(name_or_path) if name_or_path in bundled_models() else Path(name_or_path)
     if not (path / "model_index.json").is_file():
         raise GenkitError(f"{name_or_path!r} is not a bundled sign model nor a genkit train sign folder")
     with reading(f"could not load a sign model from {str(path)!r}", (Exception,)):
