@@ -25,6 +25,8 @@ def test_splits_and_captions():
     assert len(train) + len(held) == len(objects("all")) == 25 and len(held) == 3
     assert {o.shape for o in train} == set(SHAPES3D)  # every word is seen in training
     assert Object3D("red", "cube").caption("front") == "front view of a red cube"
+    assert Object3D("red", "cube").caption("front", color=False) == "front view of a cube"
+    assert Object3D("red", "cube").caption(color=False) == "a cube"
     assert [view_word(a, 10) for a in (0, 30, 90, 180, 200, 270, 350)] == [
         "front",
         "front",
@@ -91,7 +93,12 @@ def test_marker_coverage_and_pool_labels():
 
 def test_objects3d_classifier_trains_and_reads_views(tmp_path, capsys):
     from genkit.cli import main
-    from genkit.metrics.objects3d import attribute_accuracy, janus_rate, load_objects3d_classifier
+    from genkit.metrics.objects3d import (
+        attribute_accuracy,
+        color_read,
+        janus_rate,
+        load_objects3d_classifier,
+    )
 
     out = tmp_path / "clf"
     args = ["train", "objects3d-classifier", "--out", str(out), "--max-train-steps", "60"]
@@ -104,7 +111,10 @@ def test_objects3d_classifier_trains_and_reads_views(tmp_path, capsys):
     pred = clf.predict(views * 2 - 1)  # cylinder and blue are class 2 of SHAPES3D and COLORS3D
     both = ((pred["shape"] == 2) & (pred["color"] == 2)).float().mean()
     assert attribute_accuracy(clf, views, obj) == pytest.approx(float(both))
+    shape_only = (pred["shape"] == 2).float().mean()
+    assert attribute_accuracy(clf, views, obj, color=False) == pytest.approx(float(shape_only))
     assert (pred["color"] == 2).float().mean() > 0.5  # 60 steps read colour (chance 0.2)
+    assert color_read(clf, views) == "blue"  # the colour of most views
 
     def exact(cams):
         r = render_views(obj, cams[:, 0].tolist(), cams[:, 1].tolist(), 32)

@@ -40,6 +40,25 @@ def prior_dir(tmp_path_factory):
     return train_view_prior(cfg)
 
 
+def test_view_prior_captions_leave_a_seeded_share_of_colours_open(prior_dir):
+    from diffusers import AutoencoderKL
+
+    from genkit.data.objects3d import render_pool
+    from genkit.training.view_prior import ViewLatentCache, caption_vocabulary
+
+    vae = AutoencoderKL.from_pretrained(str(prior_dir / "vae"))
+    named = render_pool(40, vae.config.sample_size, seed=3, progress=False)["captions"]
+    a = ViewLatentCache(vae, 40, seed=3, open_color=0.5)
+    assert a.captions == ViewLatentCache(vae, 40, seed=3, open_color=0.5).captions
+    assert ViewLatentCache(vae, 40, seed=3).captions == named
+    opened = [i for i, (c, n) in enumerate(zip(a.captions, named, strict=True)) if c != n]
+    assert 10 <= len(opened) <= 30
+    for i in opened:  # "side view of a red cube" -> "side view of a cube"
+        view, _, _, _, color, shape = named[i].split()
+        assert a.captions[i] == f"{view} view of a {shape}"
+    assert set(a.captions) <= set(caption_vocabulary())
+
+
 def test_camera_features_wrap_around():
     f = camera_features(torch.tensor([[0.0, 10.0], [360.0, 10.0], [90.0, 10.0]]), 2)
     torch.testing.assert_close(f[0], f[1], atol=1e-5, rtol=0)
@@ -152,6 +171,30 @@ def test_text_to_3d_writes_mesh_video_and_resumes(prior_dir, tmp_path, method):
         f = load_object_field(folder)
         views.append(render_field(f, torch.tensor([[0.0, 10.0], [120.0, 40.0]]), 16, samples=16)[0])
     torch.testing.assert_close(views[0], views[1], atol=2e-3, rtol=0)
+
+
+def test_text_to_3d_particles_share_a_run_and_are_written_apart(prior_dir, tmp_path, capsys):
+    import json
+
+    from genkit.cli import main
+    from genkit.pipelines.text_to_3d import load_object_field, render_field
+    from genkit.training.loop import latest_checkpoint
+
+    out = tmp_path / "p"
+    args = ["text-to-3d", "a cube", "--method", "vsd", "--particles", "2", "--prior", str(prior_dir)]
+    small = ["--max-train-steps", "2", "--batch-views", "1", "--samples", "8", "--mesh-resolution", "16"]
+    assert main([*args, *small, "--video-frames", "2", "--video-resolution", "16", "--out", str(out)]) == 0
+    assert f"to {out}/particle-0 ... particle-1" in capsys.readouterr().out
+    assert latest_checkpoint(out)[1] == 2 and not (out / "field.safetensors").exists()
+    views = []
+    for k in range(2):
+        assert json.loads((out / f"particle-{k}" / "metadata.json").read_text())["particle"] == k
+        assert (out / f"particle-{k}" / "mesh.glb").stat().st_size > 0
+        f = load_object_field(out / f"particle-{k}")
+        with torch.no_grad():
+            views.append(render_field(f, torch.tensor([[0.0, 10.0]]), 16, samples=16)[0])
+    assert (views[0] - views[1]).abs().max() > 1e-3  # initialised apart
+    assert main([*args, "--particles", "0", "--out", str(tmp_path / "q")]) != 0
 
 
 def test_text_to_3d_field_renders_its_blob_and_refuses_bad_input(prior_dir, tmp_path):

@@ -9,9 +9,11 @@ from genkit.cli._args import add_dataclass_args, from_args
 def _cli(ns) -> int:
     from genkit.pipelines.text_to_3d import TextTo3DConfig, text_to_3d
 
-    out = text_to_3d(from_args(TextTo3DConfig, ns))
+    cfg = from_args(TextTo3DConfig, ns)
+    out = text_to_3d(cfg)
+    where = str(out) if cfg.particles == 1 else f"{out}/particle-0 ... particle-{cfg.particles - 1}"
     print(
-        f"wrote mesh.obj, mesh.glb, turntable.mp4, turntable.gif, field.safetensors and metadata.json to {out}"
+        f"wrote mesh.obj, mesh.glb, turntable.mp4, turntable.gif, field.safetensors and metadata.json to {where}"
     )
     return 0
 

@@ -13,7 +13,8 @@
 - ``Objects3DClassifier``: a small CNN trained from scratch on the procedural views (every colour-shape
   pair, held-out ones included) by ``genkit train objects3d-classifier``, with the degradations generated
   images show; it reads shape, colour and whether the front marker is in view. ``attribute_accuracy``:
-  the share of renders whose shape and colour it reads as the prompt's.
+  the share of renders whose shape and colour it reads as the prompt's; ``color_read``: the colour it
+  reads in most views of an object (which colour a prompt that leaves it open came out in).
 
 Render callables take cameras (B, 2) = (azimuth, elevation) in degrees and return (images (B, 3, R, R) in
 [0, 1], opacity (B, 1, R, R)), e.g. ``lambda c: render_field(field, c, 32)``.
@@ -37,6 +38,7 @@ __all__ = [
     "OBJECT_HEADS",
     "Objects3DClassifier",
     "attribute_accuracy",
+    "color_read",
     "diversity",
     "janus_rate",
     "load_objects3d_classifier",
@@ -112,11 +114,22 @@ def load_objects3d_classifier(path: str | None = None, device: str | torch.devic
         return Objects3DClassifier.from_pretrained(path).to(device).float().eval()
 
 
-def attribute_accuracy(classifier: Objects3DClassifier, images: torch.Tensor, obj: Object3D) -> float:
-    """Share of ``images`` (B, 3, R, R) in [0, 1] whose shape and colour the classifier reads as ``obj``'s."""
+def attribute_accuracy(
+    classifier: Objects3DClassifier, images: torch.Tensor, obj: Object3D, color: bool = True
+) -> float:
+    """Share of ``images`` (B, 3, R, R) in [0, 1] whose shape and colour the classifier reads as ``obj``'s
+    (``color=False``: the shape only, for a prompt that leaves the colour open)."""
     p = classifier.predict(images * 2 - 1)
-    ok = (p["shape"] == SHAPES3D.index(obj.shape)) & (p["color"] == list(COLORS3D).index(obj.color))
+    ok = p["shape"] == SHAPES3D.index(obj.shape)
+    if color:
+        ok &= p["color"] == list(COLORS3D).index(obj.color)
     return float(ok.float().mean())
+
+
+def color_read(classifier: Objects3DClassifier, images: torch.Tensor) -> str:
+    """The colour the classifier reads in most of ``images`` (B, 3, R, R) in [0, 1] (views of one object)."""
+    p = classifier.predict(images * 2 - 1)["color"]
+    return list(COLORS3D)[int(torch.bincount(p, minlength=len(COLORS3D)).argmax())]
 
 
 def diversity(renders: list[torch.Tensor]) -> float:

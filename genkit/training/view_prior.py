@@ -61,31 +61,51 @@ class ViewPriorTrainConfig(LatentTrainConfig):
     camera_dropout: float = field(
         default=0.1, metadata={"help": "probability of training without the camera tokens"}
     )
+    open_color: float = field(
+        default=0.25,
+        metadata={"help": "share of views captioned without their colour ('side view of a cube')"},
+    )
 
     def __post_init__(self):
         super().__post_init__()
         if not 0 <= self.camera_dropout < 1:
             raise GenkitError("camera-dropout must be in [0, 1)")
+        if not 0 <= self.open_color < 1:
+            raise GenkitError("open-color must be in [0, 1)")
 
 
 class ViewLatentCache(LatentCache):
-    """``LatentCache`` of a rendered pool of object views, with each item's camera."""
+    """``LatentCache`` of a rendered pool of object views, with each item's camera. A seeded ``open_color``
+    share of the captions leaves the colour out, so that a prompt such as "a cube" has a distribution (of
+    five colours) for the prior to learn: what VSD can sample from and SDS collapses."""
 
     stream = 6
 
     def __init__(
-        self, vae: AutoencoderKL, num_images: int, seed: int, split: str = "train", chunk: int = 500
+        self,
+        vae: AutoencoderKL,
+        num_images: int,
+        seed: int,
+        split: str = "train",
+        chunk: int = 500,
+        open_color: float = 0.0,
     ):
         pool = render_pool(num_images, vae.config.sample_size, seed=seed, split=split)
         starts = range(0, num_images, chunk)
         batches = (pool["pixel_values"][i : i + chunk] for i in starts)
         self.mean, self.std = encode_posterior(vae, batches, len(starts))
-        self.captions, self.cameras = pool["captions"], pool["cameras"]
+        g = torch.Generator().manual_seed(seed * 1_000_003 + 17)
+        named = (torch.rand(num_images, generator=g) >= open_color).tolist()
+        self.captions = [  # "side view of a red cube" -> "side view of a cube"
+            cap if c else cap.replace(f"a {obj.color} ", "a ")
+            for cap, obj, c in zip(pool["captions"], pool["objects"], named, strict=True)
+        ]
+        self.cameras = pool["cameras"]
 
 
 def caption_vocabulary() -> list[str]:
     """Every caption the objects can have (for the word-level tokenizer)."""
-    return [o.caption(v) for o in objects("all") for v in VIEWS] + [o.caption() for o in objects("all")]
+    return [o.caption(v, c) for o in objects("all") for v in (*VIEWS, None) for c in (True, False)]
 
 
 def train_view_prior(cfg: ViewPriorTrainConfig) -> Path:
@@ -106,7 +126,7 @@ def train_view_prior(cfg: ViewPriorTrainConfig) -> Path:
     noise_scheduler = DDPMScheduler(**SCHEDULER_CONFIG)
 
     # --- data --------------------------------------------------------------------------------------
-    cache = ViewLatentCache(vae, cfg.num_train_images, cfg.seed)
+    cache = ViewLatentCache(vae, cfg.num_train_images, cfg.seed, open_color=cfg.open_color)
     input_ids, empty_ids = tokenize(tokenizer, cache.captions), tokenize(tokenizer, [""])
 
     # --- optimisation ------------------------------------------------------------------------------

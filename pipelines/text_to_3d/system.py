@@ -14,9 +14,14 @@ Top to bottom (``text_to_3d``):
 4. At the end: a mesh by marching cubes (``genkit.render.mesh``; an empty level set is an error, never an
    empty file), a turntable video and the field's weights.
 
-Resumable: accelerate checkpoints of the field, its optimiser and (VSD) the LoRA and its optimiser every
-``checkpointing_steps``; a run started again with the same ``--out`` continues. Cameras, timesteps and
-noise of step k come from generators seeded by (seed, k).
+``--particles N`` optimises N fields at once (ProlificDreamer's particles): with VSD they share one LoRA
+fake score, which learns the distribution of all their renders, so particles that look alike are pushed
+apart toward other modes of the prior (VSD's diversity); with SDS each particle's gradient is its own, as
+in N separate runs. Particle k is written to ``out/particle-k/`` (``out/`` itself when N = 1).
+
+Resumable: accelerate checkpoints of the fields, their optimiser and (VSD) the LoRA and its optimiser
+every ``checkpointing_steps``; a run started again with the same ``--out`` continues. Cameras, timesteps
+and noise of step k come from generators seeded by (seed, k).
 """
 
 from __future__ import annotations
@@ -113,7 +118,11 @@ class TextTo3DConfig:
     )
     out: str = field(default="outputs/text-to-3d", metadata={"help": "output folder"})
     max_train_steps: int = field(default=1200, metadata={"help": "optimisation steps"})
-    batch_views: int = field(default=4, metadata={"help": "cameras rendered per step"})
+    batch_views: int = field(default=4, metadata={"help": "cameras rendered per step and particle"})
+    particles: int = field(
+        default=1,
+        metadata={"help": "objects optimised together (VSD: sharing the LoRA fake score); out/particle-k/"},
+    )
     samples: int = field(default=48, metadata={"help": "samples per ray"})
     grid_resolution: int = field(
         default=64, metadata={"help": "finest hash-grid resolution (about twice the prior's image side)"}
@@ -143,11 +152,16 @@ class TextTo3DConfig:
             raise GenkitError("a prompt is needed, e.g. genkit text-to-3d 'a red cube'")
         if not self.prior:
             raise GenkitError("--prior must name a bundled view prior or a pipeline folder")
-        if min(self.max_train_steps, self.batch_views, self.samples, self.checkpointing_steps) <= 0 or (
-            self.grid_resolution < 16
-        ):
+        sizes = (
+            self.max_train_steps,
+            self.batch_views,
+            self.particles,
+            self.samples,
+            self.checkpointing_steps,
+        )
+        if min(sizes) <= 0 or self.grid_resolution < 16:
             raise GenkitError(
-                "max-train-steps, batch-views, samples and checkpointing-steps must be positive, "
+                "max-train-steps, batch-views, particles, samples and checkpointing-steps must be positive, "
                 "grid-resolution at least 16"
             )
         if not -89 <= self.elevation_min < self.elevation_max <= 89:
@@ -190,7 +204,6 @@ def _check_words(prior, prompt: str) -> None:
 
 def text_to_3d(cfg: TextTo3DConfig) -> Path:
     from genkit.distill.score_distillation import SDS, VSD, PipelinePrior, TimestepRange
-    from genkit.render.mesh import extract_mesh, save_mesh
 
     out = Path(cfg.out)
     prior = PipelinePrior(cfg.prior)
@@ -201,8 +214,8 @@ def text_to_3d(cfg: TextTo3DConfig) -> Path:
     view_prior = getattr(prior.teacher.pipe, "camera_encoder", None) is not None
 
     torch.manual_seed(cfg.seed)
-    field_ = ObjectField(max_resolution=cfg.grid_resolution)
-    optimizer = torch.optim.Adam(field_.parameters(), lr=cfg.learning_rate, eps=1e-15)
+    fields = nn.ModuleList(ObjectField(max_resolution=cfg.grid_resolution) for _ in range(cfg.particles))
+    optimizer = torch.optim.Adam(fields.parameters(), lr=cfg.learning_rate, eps=1e-15)
     timesteps = TimestepRange(cfg.t_min, cfg.t_max, cfg.t_max_end, cfg.anneal_steps)
     states = {}
     if cfg.method == "vsd":
@@ -211,26 +224,30 @@ def text_to_3d(cfg: TextTo3DConfig) -> Path:
         guide = VSD(
             prior.eps(cfg.scale), prior.eps(1.0, model=fake), fake_opt, prior.alphas_cumprod, timesteps
         )
-        field_, optimizer, fake_opt = accelerator.prepare(field_, optimizer, fake_opt)
+        fields, optimizer, fake_opt = accelerator.prepare(fields, optimizer, fake_opt)
         guide.fake_optimizer = fake_opt
         states["lora"] = _LoRAState(fake)
     else:
         guide = SDS(prior.eps(cfg.scale), prior.alphas_cumprod, timesteps)
-        field_, optimizer = accelerator.prepare(field_, optimizer)
+        fields, optimizer = accelerator.prepare(fields, optimizer)
     start = resume(accelerator, out, states=states)
 
     bar = progress(accelerator, cfg.max_train_steps, start, f"text-to-3d {cfg.method}")
     for step in range(start, cfg.max_train_steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        az = torch.rand(cfg.batch_views, generator=g) * 360
-        el = cfg.elevation_min + torch.rand(cfg.batch_views, generator=g) * (
-            cfg.elevation_max - cfg.elevation_min
-        )
+        n = cfg.batch_views * cfg.particles  # particle k renders cameras k * batch_views ...
+        az = torch.rand(n, generator=g) * 360
+        el = cfg.elevation_min + torch.rand(n, generator=g) * (cfg.elevation_max - cfg.elevation_min)
         cams = torch.stack([az, el], 1)
         cond = {"prompts": [f"{view_word(a, e)} view of {cfg.prompt}" for a, e in cams.tolist()]}
         if view_prior:
             cond["camera"] = cams
-        images, _ = render_field(field_, cams, resolution, cfg.samples, g)
+        images = torch.cat(
+            [
+                render_field(f, c, resolution, cfg.samples, g)[0]
+                for f, c in zip(fields, cams.split(cfg.batch_views), strict=True)
+            ]
+        )
         latents = prior.encode(images)
         if cfg.method == "vsd":
             guide.fake_step(latents, g, **cond)
@@ -245,28 +262,38 @@ def text_to_3d(cfg: TextTo3DConfig) -> Path:
     bar.close()
 
     # --- outputs -------------------------------------------------------------------------------------
-    field_ = accelerator.unwrap_model(field_).eval()
+    for k, field_ in enumerate(accelerator.unwrap_model(fields).eval()):
+        folder = out if cfg.particles == 1 else out / f"particle-{k}"
+        _write_object(field_, folder, {**asdict(cfg), "guidance_scale": cfg.scale, "particle": k}, device)
+    accelerator.end_training()
+    return out
+
+
+def _write_object(field_: ObjectField, folder: Path, meta: dict, device) -> None:
+    """The field's weights, its mesh (obj, glb), a turntable (mp4, gif) and ``metadata.json`` in ``folder``."""
     from safetensors.torch import save_file
 
-    with atomic_file(out / "field.safetensors") as tmp:
+    from genkit.render.mesh import extract_mesh, save_mesh
+    from genkit.video import write_clip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_file(folder / "field.safetensors") as tmp:
         save_file({k: v.contiguous() for k, v in field_.state_dict().items()}, str(tmp))
     with torch.no_grad():
         mesh = extract_mesh(
-            field_.density, [-1, -1, -1, 1, 1, 1], cfg.mesh_resolution, cfg.mesh_threshold, device=device
+            field_.density,
+            [-1, -1, -1, 1, 1, 1],
+            meta["mesh_resolution"],
+            meta["mesh_threshold"],
+            device=device,
         )
     for ext in ("obj", "glb"):
-        save_mesh(mesh, out / f"mesh.{ext}")
-    frames = turntable(field_, cfg.video_frames, cfg.video_resolution, cfg.samples)
-    from genkit.video import write_clip
-
-    write_clip(frames, out / "turntable.mp4", fps=12)
-    write_clip(frames, out / "turntable.gif", fps=12)
-    with atomic_file(out / "metadata.json") as tmp:
-        tmp.write_text(
-            json.dumps({**asdict(cfg), "guidance_scale": cfg.scale, "vertices": len(mesh.vertices)}, indent=2)
-        )
-    accelerator.end_training()
-    return out
+        save_mesh(mesh, folder / f"mesh.{ext}")
+    frames = turntable(field_, meta["video_frames"], meta["video_resolution"], meta["samples"])
+    write_clip(frames, folder / "turntable.mp4", fps=12)
+    write_clip(frames, folder / "turntable.gif", fps=12)
+    with atomic_file(folder / "metadata.json") as tmp:
+        tmp.write_text(json.dumps({**meta, "vertices": len(mesh.vertices)}, indent=2))
 
 
 def load_object_field(folder: str | Path) -> ObjectField:
