@@ -216,7 +216,8 @@ def test_text_to_3d_field_renders_its_blob_and_refuses_bad_input(prior_dir, tmp_
 
 def test_bundled_view_prior_draws_the_side_the_camera_asks_for():
     """The shipped prior (genkit/assets/view-prior-objects) read by the shipped 3-D classifier: the object
-    of the prompt, with the front marker from the front and not from behind."""
+    of the prompt, with the front marker from the front and not from behind; and, when the prompt leaves the
+    colour open, cubes of more than one colour."""
     from genkit.loading import load_pipeline
     from genkit.metrics.objects3d import load_objects3d_classifier
 
@@ -234,3 +235,14 @@ def test_bundled_view_prior_draws_the_side_the_camera_asks_for():
     pred = clf.predict(images * 2 - 1)
     assert pred["shape"].tolist() == [0] * 4 and pred["color"].tolist() == [2] * 4  # sphere, blue
     assert pred["marker"].tolist() == [1, 0, 1, 0]
+    # a prompt that leaves the colour open has a distribution of colours (what VSD's particles sample)
+    images = pipe(
+        ["side view of a cube"] * 8,
+        camera=[(90.0, 10.0)] * 8,
+        num_inference_steps=10,
+        guidance_scale=4.0,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+    ).images
+    pred = clf.predict(images * 2 - 1)
+    assert pred["shape"].tolist() == [1] * 8 and len(set(pred["color"].tolist())) >= 2  # cubes
