@@ -223,26 +223,23 @@ def test_bundled_view_prior_draws_the_side_the_camera_asks_for():
 
     pipe = load_pipeline("view-prior-objects", "dpm")
     clf = load_objects3d_classifier()
-    prompts = ["front view of a blue sphere", "back view of a blue sphere"] * 2
-    images = pipe(
-        prompts,
-        camera=[(0.0, 10.0), (180.0, 10.0)] * 2,
-        num_inference_steps=10,
-        guidance_scale=4.0,
-        generator=torch.Generator().manual_seed(0),
-        output_type="pt",
-    ).images
-    pred = clf.predict(images * 2 - 1)
+
+    def read(prompts, cameras):
+        images = pipe(
+            prompts,
+            camera=cameras,
+            num_inference_steps=10,
+            guidance_scale=4.0,
+            generator=torch.Generator().manual_seed(0),
+            output_type="pt",
+        ).images
+        return clf.predict(images * 2 - 1)
+
+    pred = read(
+        ["front view of a blue sphere", "back view of a blue sphere"] * 2, [(0.0, 10.0), (180.0, 10.0)] * 2
+    )
     assert pred["shape"].tolist() == [0] * 4 and pred["color"].tolist() == [2] * 4  # sphere, blue
     assert pred["marker"].tolist() == [1, 0, 1, 0]
     # a prompt that leaves the colour open has a distribution of colours (what VSD's particles sample)
-    images = pipe(
-        ["side view of a cube"] * 8,
-        camera=[(90.0, 10.0)] * 8,
-        num_inference_steps=10,
-        guidance_scale=4.0,
-        generator=torch.Generator().manual_seed(0),
-        output_type="pt",
-    ).images
-    pred = clf.predict(images * 2 - 1)
+    pred = read(["side view of a cube"] * 8, [(90.0, 10.0)] * 8)
     assert pred["shape"].tolist() == [1] * 8 and len(set(pred["color"].tolist())) >= 2  # cubes

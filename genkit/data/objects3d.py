@@ -78,7 +78,7 @@ class Object3D:
 
     def caption(self, view: str | None = None, color: bool = True) -> str:
         """``"a red cube"``, ``"front view of a red cube"``; ``color=False`` leaves the colour open
-        (``"a cube"``: any of the five, the prompt of an under-specified object)."""
+        (``"a cube"``: a cube of any colour, the prompt of an under-specified object)."""
         name = f"a {self.color} {self.shape}" if color else f"a {self.shape}"
         return name if view is None else f"{view} view of {name}"
 

@@ -76,8 +76,8 @@ class ViewPriorTrainConfig(LatentTrainConfig):
 
 class ViewLatentCache(LatentCache):
     """``LatentCache`` of a rendered pool of object views, with each item's camera. A seeded ``open_color``
-    share of the captions leaves the colour out, so that a prompt such as "a cube" has a distribution (of
-    five colours) for the prior to learn: what VSD can sample from and SDS collapses."""
+    share of the captions leaves the colour out, so that a prompt such as "a cube" has a distribution (the
+    colours the cube is shown in) for the prior to learn: what VSD's particles keep and SDS collapses."""
 
     stream = 6
 

@@ -264,12 +264,12 @@ def text_to_3d(cfg: TextTo3DConfig) -> Path:
     # --- outputs -------------------------------------------------------------------------------------
     for k, field_ in enumerate(accelerator.unwrap_model(fields).eval()):
         folder = out if cfg.particles == 1 else out / f"particle-{k}"
-        _write_object(field_, folder, {**asdict(cfg), "guidance_scale": cfg.scale, "particle": k}, device)
+        _write_object(field_, folder, cfg, k, device)
     accelerator.end_training()
     return out
 
 
-def _write_object(field_: ObjectField, folder: Path, meta: dict, device) -> None:
+def _write_object(field_: ObjectField, folder: Path, cfg: TextTo3DConfig, particle: int, device) -> None:
     """The field's weights, its mesh (obj, glb), a turntable (mp4, gif) and ``metadata.json`` in ``folder``."""
     from safetensors.torch import save_file
 
@@ -283,17 +283,23 @@ def _write_object(field_: ObjectField, folder: Path, meta: dict, device) -> None
         mesh = extract_mesh(
             field_.density,
             [-1, -1, -1, 1, 1, 1],
-            meta["mesh_resolution"],
-            meta["mesh_threshold"],
+            cfg.mesh_resolution,
+            cfg.mesh_threshold,
             device=device,
         )
     for ext in ("obj", "glb"):
         save_mesh(mesh, folder / f"mesh.{ext}")
-    frames = turntable(field_, meta["video_frames"], meta["video_resolution"], meta["samples"])
+    frames = turntable(field_, cfg.video_frames, cfg.video_resolution, cfg.samples)
     write_clip(frames, folder / "turntable.mp4", fps=12)
     write_clip(frames, folder / "turntable.gif", fps=12)
     with atomic_file(folder / "metadata.json") as tmp:
-        tmp.write_text(json.dumps({**meta, "vertices": len(mesh.vertices)}, indent=2))
+        meta = {
+            **asdict(cfg),
+            "guidance_scale": cfg.scale,
+            "particle": particle,
+            "vertices": len(mesh.vertices),
+        }
+        tmp.write_text(json.dumps(meta, indent=2))
 
 
 def load_object_field(folder: str | Path) -> ObjectField:
