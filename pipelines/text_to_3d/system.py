@@ -232,10 +232,10 @@ def text_to_3d(cfg: TextTo3DConfig) -> Path:
         fields, optimizer = accelerator.prepare(fields, optimizer)
     start = resume(accelerator, out, states=states)
 
+    n = cfg.batch_views * cfg.particles  # cameras per step: particle k renders k * batch_views ...
     bar = progress(accelerator, cfg.max_train_steps, start, f"text-to-3d {cfg.method}")
     for step in range(start, cfg.max_train_steps):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        n = cfg.batch_views * cfg.particles  # particle k renders cameras k * batch_views ...
         az = torch.rand(n, generator=g) * 360
         el = cfg.elevation_min + torch.rand(n, generator=g) * (cfg.elevation_max - cfg.elevation_min)
         cams = torch.stack([az, el], 1)
