@@ -17,6 +17,12 @@ video classifier's per-frame heads read as the caption's), ``flicker`` (mean |fr
 ratio to the real clips', ``fvd`` (Fréchet distance to an independent set of real clips in the video
 classifier's features) and seconds per 16-frame clip (25 steps, guidance 4, batched as the bench runs).
 
+Caption control (``caption_control``, the ``video`` model and each ``--compare`` model): for each of a few seeds, one (colour,
+shape) and the same noise under each of the six motion captions. ``accuracy`` is the motion accuracy of
+those clips (chance 1/6); ``same_direction_all_captions`` is the fraction of seeds whose four "moving ..."
+clips all travel the same way, i.e. where the noise, not the caption, set the direction (0 for a model
+that follows the caption).
+
     python bench/video.py [--quick]   ->  bench/results/video.json
 """
 
@@ -34,13 +40,22 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, write_result  # noqa: E402
 
-from genkit.data.video import video_prompt_set  # noqa: E402
+from genkit.data.shapes import COLORS, SHAPES  # noqa: E402
+from genkit.data.video import (  # noqa: E402
+    DIRECTIONS,
+    HELDOUT_TRIPLES,
+    MOTIONS,
+    VideoAttributes,
+    video_prompt_set,
+)
 from genkit.loading import load_pipeline, resolve_device, resolve_model  # noqa: E402
 from genkit.metrics.video import (  # noqa: E402
+    classify_motion,
     load_video_classifier,
     real_clips,
     real_video_features,
     score_clips,
+    track,
 )
 from genkit.pipelines.video import generate_clips, trained_noise_shared  # noqa: E402
 from genkit.video import clip_to_uint8, write_clip  # noqa: E402
@@ -48,13 +63,36 @@ from genkit.video import clip_to_uint8, write_clip  # noqa: E402
 RESULTS = Path(__file__).parent / "results" / "video.json"
 
 
-def generate(pipe, prompts, frames, steps, guidance, batch, shared) -> tuple[torch.Tensor, float]:
+def generate(pipe, prompts, frames, steps, guidance, batch, shared, seeds=None) -> tuple[torch.Tensor, float]:
+    seeds = seeds or [1000 + i for i in range(len(prompts))]
     out, t0 = [], time.perf_counter()
     for i in range(0, len(prompts), batch):
         chunk = prompts[i : i + batch]
-        seeds = [1000 + i + k for k in range(len(chunk))]
-        out.append(generate_clips(pipe, chunk, seeds, frames, steps, guidance, shared))
+        out.append(generate_clips(pipe, chunk, seeds[i : i + batch], frames, steps, guidance, shared))
     return torch.cat(out), (time.perf_counter() - t0) / len(prompts)
+
+
+def caption_control(pipe, num_seeds, frames, steps, guidance, batch, shared) -> dict:
+    """Each seed's noise under all six motion captions of one (colour, shape) (no held-out triple)."""
+    pairs = [(c, s) for c in COLORS for s in SHAPES if not any((c, s, m) in HELDOUT_TRIPLES for m in MOTIONS)]
+    rng = np.random.default_rng([0, 7])
+    prompts, seeds = [], []
+    for k in range(num_seeds):
+        color, shape = pairs[rng.integers(len(pairs))]
+        for m in MOTIONS:
+            prompts.append(VideoAttributes("small" if m in DIRECTIONS else None, color, shape, m).caption())
+            seeds.append(5000 + k)
+    clips, _ = generate(pipe, prompts, frames, steps, guidance, batch, shared, seeds)
+    pred = classify_motion(*track(clips))
+    ok = [p.endswith(q) for p, q in zip(prompts, pred, strict=True)]
+    per_seed = [pred[k * len(MOTIONS) : (k + 1) * len(MOTIONS)] for k in range(num_seeds)]
+    moving = [[q for m, q in zip(MOTIONS, row, strict=True) if m in DIRECTIONS] for row in per_seed]
+    return {
+        "accuracy": float(np.mean(ok)),
+        "same_direction_all_captions": float(np.mean([len(set(r)) == 1 for r in moving])),
+        "num_seeds": num_seeds,
+        "tracked": dict(zip(prompts, pred, strict=True)),
+    }
 
 
 def main(argv=None) -> int:
@@ -106,7 +144,15 @@ def main(argv=None) -> int:
 
     path = resolve_model(args.model)
     pipe, shared = load_pipeline(path, "dpm", device), trained_noise_shared(path)
+    control: dict[str, dict] = {}
+
+    def control_of(name, pipe, shared):
+        n = 6 if args.quick else 12
+        control[name] = caption_control(pipe, n, args.frames, args.steps, args.guidance, args.batch, shared)
+        print(f"  {name} caption control done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+
     run("video", pipe, shared)
+    control_of("video", pipe, shared)
     if shared > 0:  # what a plain AnimateDiffPipeline call draws: independent noise per frame
         run("video_independent_noise", pipe, 0.0)
     if not args.no_baseline:
@@ -120,11 +166,10 @@ def main(argv=None) -> int:
         pipe.unet = trained
     for other in args.compare:
         p = resolve_model(other)
-        run(
-            Path(other).parent.name if Path(other).name == "model" else Path(other).name,
-            load_pipeline(p, "dpm", device),
-            trained_noise_shared(p),
-        )
+        name = Path(other).parent.name if Path(other).name == "model" else Path(other).name
+        other_pipe = load_pipeline(p, "dpm", device)
+        run(name, other_pipe, trained_noise_shared(p))
+        control_of(name, other_pipe, trained_noise_shared(p))
 
     v = rows["video"]
     result = {
@@ -140,8 +185,11 @@ def main(argv=None) -> int:
             "fvd_shuffled_control": rows["shuffled"]["seen"]["fvd"],
             "fvd_ratio_vs_shuffled": v["seen"]["fvd"] / rows["shuffled"]["seen"]["fvd"],
             "seconds_per_clip": v["seen"]["seconds_per_clip"],
+            "caption_control_accuracy": control["video"]["accuracy"],
+            "same_direction_all_captions": control["video"]["same_direction_all_captions"],
         },
         "rows": rows,
+        "caption_control": control,
         "config": {
             **vars(args),
             "noise_shared": shared,
@@ -168,6 +216,12 @@ def main(argv=None) -> int:
         f"held-out, frame accuracy {t['frame_prompt_accuracy']:.3f}, flicker {t['flicker_ratio']:.2f}x real, "
         f"FVD {t['fvd_seen']:.2f} vs shuffled {t['fvd_shuffled_control']:.2f}, {t['seconds_per_clip']:.2f} s/clip"
     )
+    for name, c in control.items():
+        print(
+            f"{name} caption control ({c['num_seeds']} seeds x {len(MOTIONS)} motion captions): motion "
+            f"accuracy {c['accuracy']:.3f} (chance {1 / len(MOTIONS):.3f}), the same direction under all "
+            f"four 'moving' captions for {c['same_direction_all_captions']:.2f} of the seeds"
+        )
     # a strip of clips to look at: real and generated, the first frames of held-out prompts
     strip = Path(args.out).with_name(Path(args.out).stem + "_samples.gif")
     pick = list(range(0, min(8, len(prompts["heldout"]))))

@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from diffusers import AnimateDiffPipeline, UNet2DConditionModel
+from diffusers import AnimateDiffPipeline, UNet2DConditionModel, UNetMotionModel
 from dummies import dummy_pipeline
 
 from genkit.cli import main
@@ -28,7 +28,14 @@ from genkit.metrics.video import (
     track,
 )
 from genkit.models.presets import UNET_PRESETS
-from genkit.models.video import NewRowsOnly, add_words, video_unet
+from genkit.models.video import (
+    NewRowsOnly,
+    add_image_lora,
+    add_words,
+    image_unet_of,
+    motion_adapter_of,
+    video_unet,
+)
 from genkit.training.video import VideoTrainConfig, train_video
 
 
@@ -120,6 +127,37 @@ def test_untrained_video_unet_is_the_image_unet_on_every_frame():
     assert (mixed - got).abs().mean() > 1e-3
 
 
+def test_image_lora_starts_at_zero_and_fuses_into_the_exported_image_unet():
+    unet = _dummy_unet()
+    video = video_unet(unet, heads=4).eval()
+    video.freeze_unet2d_params()
+    b, t = 2, 3
+    x, ts, states = torch.randn(b, 4, t, 8, 8), torch.tensor([10, 700]), torch.randn(b * t, 6, 32)
+    with torch.no_grad():
+        before = video(x, ts, states).sample
+    add_image_lora(video, rank=4)
+    trainable = [n for n, p in video.named_parameters() if p.requires_grad]
+    lora = [n for n in trainable if "lora_" in n]
+    assert lora and all(".attn2." in n and "motion_modules" not in n for n in lora)
+    assert any("motion_modules" in n for n in trainable)
+    assert set(trainable) - set(lora) == {n for n in trainable if "motion_modules" in n}
+    with torch.no_grad():
+        assert torch.allclose(video(x, ts, states).sample, before, atol=1e-6)  # B = 0: the image model
+        for p in video.parameters():
+            if p.requires_grad:
+                p.normal_(std=0.2)
+        trained = video(x, ts, states).sample
+        assert (trained - before).abs().mean() > 1e-3
+        adapter = motion_adapter_of(video)
+        image = image_unet_of(video, unet)  # fuses the LoRA
+        assert not any("lora" in k for k in image.state_dict())
+        rebuilt = UNetMotionModel.from_unet2d(image, adapter).eval()
+        assert torch.allclose(rebuilt(x, ts, states).sample, trained, atol=1e-4)
+        # only the cross-attention moved away from the image UNet's weights
+        moved = {k for k, v in image.state_dict().items() if not torch.equal(v, unet.state_dict()[k])}
+        assert moved and all(".attn2." in k for k in moved)
+
+
 def test_new_words_train_only_their_rows():
     pipe = dummy_pipeline()
     tok, enc = pipe.tokenizer, pipe.text_encoder
@@ -150,6 +188,7 @@ def tiny_video_run(tmp_path_factory):
         max_train_steps=2,
         batch_size=2,
         num_train_clips=6,
+        image_lora_rank=2,
         checkpointing_steps=1,
         device="cpu",
     )
@@ -167,6 +206,11 @@ def test_trained_video_model_loads_in_diffusers_animatediff(tiny_video_run):
     )
     pipe = AnimateDiffPipeline.from_pretrained(str(model))
     pipe.set_progress_bar_config(disable=True)
+    # the image UNet is the base's with the trained cross-attention LoRA fused in, nothing else changed
+    base = UNet2DConditionModel.from_pretrained(cfg.base, subfolder="unet").state_dict()
+    image = UNet2DConditionModel.from_pretrained(str(model), subfolder="unet").state_dict()
+    moved = {k for k, v in image.items() if not torch.allclose(v, base[k])}
+    assert moved and all(".attn2." in k for k in moved) and image.keys() == base.keys()
 
     def run(seed):
         return pipe(

@@ -9,6 +9,10 @@ model applied to every frame. ``freeze_unet2d_params`` then leaves only the moti
 ("moving", "up", "growing"...) as new tokens with new embedding rows (initialised from the mean of the
 existing ones); ``NewRowsOnly`` masks the gradient of the old rows so that every image prompt still
 encodes exactly as before.
+
+``add_image_lora(unet, rank)`` puts a zero-initialised peft LoRA on the image layers' cross-attention
+(trained with the motion modules); ``image_unet_of`` fuses it back into a plain ``UNet2DConditionModel``
+for export.
 """
 
 from __future__ import annotations
@@ -17,7 +21,20 @@ import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from tokenizers import AddedToken
 
-__all__ = ["NewRowsOnly", "add_words", "motion_adapter_of", "video_unet", "zero_motion_outputs"]
+__all__ = [
+    "IMAGE_CROSS_ATTENTION",
+    "NewRowsOnly",
+    "add_image_lora",
+    "add_words",
+    "image_unet_of",
+    "motion_adapter_of",
+    "video_unet",
+    "zero_motion_outputs",
+]
+
+# the projections of the image layers' cross-attention (the text's only way in); not those of the motion
+# modules, whose ``attn2`` is a second attention over frames
+IMAGE_CROSS_ATTENTION = r"^(?!.*motion_modules).*\.attn2\.(to_q|to_k|to_v|to_out\.0)$"
 
 
 def zero_motion_outputs(adapter: MotionAdapter) -> MotionAdapter:
@@ -60,6 +77,29 @@ def motion_adapter_of(unet: UNetMotionModel) -> MotionAdapter:
     )
     adapter.load_state_dict({k: v for k, v in unet.state_dict().items() if "motion_modules" in k})
     return adapter.to(unet.device, unet.dtype)
+
+
+def add_image_lora(unet: UNetMotionModel, rank: int) -> None:
+    """A peft LoRA of ``rank`` on the cross-attention of ``unet``'s image layers (AnimateDiff v3's "domain
+    adapter" on the text path), trainable with the motion modules; the image weights stay frozen. LoRA's B
+    starts at zero, so the untrained model is still the image model on every frame."""
+    from peft import LoraConfig
+
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=IMAGE_CROSS_ATTENTION))
+    for name, p in unet.named_parameters():  # peft froze everything but the LoRA
+        if "motion_modules" in name:
+            p.requires_grad_(True)
+
+
+def image_unet_of(unet: UNetMotionModel, like: UNet2DConditionModel) -> UNet2DConditionModel:
+    """The image layers of ``unet`` (any LoRA fused in) as a ``UNet2DConditionModel`` shaped as ``like``:
+    what an AnimateDiff folder stores as ``unet/`` next to its ``motion_adapter/``."""
+    if getattr(unet, "peft_config", None):
+        unet.fuse_lora()
+        unet.unload_lora()
+    image = UNet2DConditionModel.from_config(like.config).to(unet.device, unet.dtype)
+    image.load_state_dict({k: v for k, v in unet.state_dict().items() if "motion_modules" not in k})
+    return image.eval()
 
 
 def add_words(tokenizer, text_encoder, words) -> list[str]:

@@ -3,7 +3,8 @@
 The image model (``--base``, the bundled ``text2img-shapes`` by default) stays frozen: its UNet becomes a
 diffusers ``UNetMotionModel`` whose zero-initialised motion modules (``genkit.models.video``) are the only
 trained layers, with the embedding rows of the motion words its tokenizer did not know ("moving", "up",
-"growing"...). Every frame of a clip shares the clip's noise level and caption; the loss is the image
+"growing"...), and optionally (``--image-lora-rank``) a LoRA on the image layers' cross-attention, fused
+into the exported image UNet. Every frame of a clip shares the clip's noise level and caption; the loss is the image
 model's (v-prediction on its zero-terminal-SNR schedule) over all frames. The noise of a clip is PYoCo's
 mixed noise: a share (``--noise-shared``, 0.5) of its variance is one draw for every frame, the rest
 drawn per frame, so each frame's noise is still N(0, I) (the frozen image layers see what they know) while
@@ -31,7 +32,14 @@ from diffusers.training_utils import EMAModel
 from genkit.data.video import MOTIONS, VideoDataset
 from genkit.loading import load_pipeline, resolve_model
 from genkit.models.text import tokenize
-from genkit.models.video import NewRowsOnly, add_words, motion_adapter_of, video_unet
+from genkit.models.video import (
+    NewRowsOnly,
+    add_image_lora,
+    add_words,
+    image_unet_of,
+    motion_adapter_of,
+    video_unet,
+)
 from genkit.pipelines.video import video_noise
 from genkit.training.latents import LatentCache, diffusion_target, encode_posterior, save_pipeline
 from genkit.training.loop import (
@@ -66,6 +74,13 @@ class VideoTrainConfig:
         default=3000, metadata={"help": "size of the seeded training set whose latents are cached"}
     )
     motion_heads: int = field(default=4, metadata={"help": "attention heads of each motion module"})
+    image_lora_rank: int = field(
+        default=0,
+        metadata={
+            "help": "rank of a LoRA on the image layers' cross-attention, trained with the motion modules "
+            "and fused into the exported image UNet (0: none)"
+        },
+    )
     noise_shared: float = field(
         default=0.5,
         metadata={
@@ -100,6 +115,8 @@ class VideoTrainConfig:
             raise GenkitError(f"--frames must be in [2, 32], got {self.frames}")
         if not 0 <= self.caption_dropout < 1:
             raise GenkitError("caption-dropout must be in [0, 1)")
+        if self.image_lora_rank < 0:
+            raise GenkitError("--image-lora-rank must be >= 0")
         if not 0 <= self.noise_shared < 1:
             raise GenkitError("--noise-shared must be in [0, 1)")
 
@@ -165,12 +182,14 @@ def train_video(cfg: VideoTrainConfig) -> Path:
     embedding.register_hook(NewRowsOnly(old_rows))
     unet = video_unet(base.unet, heads=cfg.motion_heads)
     unet.freeze_unet2d_params()
+    if cfg.image_lora_rank:
+        add_image_lora(unet, cfg.image_lora_rank)
     noise_scheduler = DDPMScheduler.from_config(base.scheduler.config)
 
     cache = VideoLatentCache(vae, cfg.num_train_clips, cfg.frames, cfg.seed)
     input_ids, empty_ids = tokenize(tokenizer, cache.captions), tokenize(tokenizer, [""])
 
-    # --- optimisation: motion modules and the new embedding rows (no weight decay on the embedding) -----
+    # --- optimisation: motion modules (and the LoRA) and the new embedding rows (no weight decay on the embedding) -----
     motion = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [{"params": motion, "weight_decay": 1e-2}, {"params": [embedding], "weight_decay": 0.0}],
@@ -216,12 +235,13 @@ def train_video(cfg: VideoTrainConfig) -> Path:
 
     # --- export: EMA weights as an AnimateDiff pipeline ---------------------------------------------------
     ema.copy_to(trained)
+    video = accelerator.unwrap_model(unet).eval()
     pipe = build_video_pipeline(
         vae=vae,
         text_encoder=accelerator.unwrap_model(text_encoder).eval(),
         tokenizer=tokenizer,
-        image_unet=base.unet,  # frozen: video_unet copied its weights
-        motion_adapter=motion_adapter_of(accelerator.unwrap_model(unet).eval()),
+        image_unet=image_unet_of(video, base.unet),  # the frozen image layers, the LoRA fused in
+        motion_adapter=motion_adapter_of(video),
         scheduler=base.scheduler,
     )
     final = out / "model"
