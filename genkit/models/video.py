@@ -92,8 +92,9 @@ def add_image_lora(unet: UNetMotionModel, rank: int) -> None:
 
 
 def image_unet_of(unet: UNetMotionModel, like: UNet2DConditionModel) -> UNet2DConditionModel:
-    """The image layers of ``unet`` (any LoRA fused in) as a ``UNet2DConditionModel`` shaped as ``like``:
-    what an AnimateDiff folder stores as ``unet/`` next to its ``motion_adapter/``."""
+    """The image layers of ``unet`` as a ``UNet2DConditionModel`` shaped as ``like``: what an AnimateDiff
+    folder stores as ``unet/`` next to its ``motion_adapter/``. A LoRA on ``unet`` is fused into its
+    weights first and the adapter removed (``unet`` itself keeps computing the same function)."""
     if getattr(unet, "peft_config", None):
         unet.fuse_lora()
         unet.unload_lora()

@@ -4,8 +4,8 @@ The image model (``--base``, the bundled ``text2img-shapes`` by default) stays f
 diffusers ``UNetMotionModel`` whose zero-initialised motion modules (``genkit.models.video``) are the only
 trained layers, with the embedding rows of the motion words its tokenizer did not know ("moving", "up",
 "growing"...), and optionally (``--image-lora-rank``) a LoRA on the image layers' cross-attention, fused
-into the exported image UNet. Every frame of a clip shares the clip's noise level and caption; the loss is the image
-model's (v-prediction on its zero-terminal-SNR schedule) over all frames. The noise of a clip is PYoCo's
+into the exported image UNet. Every frame of a clip shares the clip's noise level and caption; the loss is
+the image model's (v-prediction on its zero-terminal-SNR schedule) over all frames. The noise of a clip is PYoCo's
 mixed noise: a share (``--noise-shared``, 0.5) of its variance is one draw for every frame, the rest
 drawn per frame, so each frame's noise is still N(0, I) (the frozen image layers see what they know) while
 the frames start out correlated; with independent noise the frames of a sample fell apart into groups that
@@ -189,7 +189,7 @@ def train_video(cfg: VideoTrainConfig) -> Path:
     cache = VideoLatentCache(vae, cfg.num_train_clips, cfg.frames, cfg.seed)
     input_ids, empty_ids = tokenize(tokenizer, cache.captions), tokenize(tokenizer, [""])
 
-    # --- optimisation: motion modules (and the LoRA) and the new embedding rows (no weight decay on the embedding) -----
+    # --- optimisation: motion modules (+ LoRA), new embedding rows (no weight decay on the embedding) ----
     motion = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [{"params": motion, "weight_decay": 1e-2}, {"params": [embedding], "weight_decay": 0.0}],
