@@ -5,11 +5,11 @@ diffusers ``UNetMotionModel`` whose zero-initialised motion modules (``genkit.mo
 trained layers, with the embedding rows of the motion words its tokenizer did not know ("moving", "up",
 "growing"...), and optionally (``--image-lora-rank``) a LoRA on the image layers' cross-attention, fused
 into the exported image UNet. Every frame of a clip shares the clip's noise level and caption; the loss is
-the image model's (v-prediction on its zero-terminal-SNR schedule) over all frames. The noise of a clip is PYoCo's
-mixed noise: a share (``--noise-shared``, 0.5) of its variance is one draw for every frame, the rest
-drawn per frame, so each frame's noise is still N(0, I) (the frozen image layers see what they know) while
-the frames start out correlated; with independent noise the frames of a sample fell apart into groups that
-each chose their own layout. Latents of a seeded set of
+the image model's (v-prediction on its zero-terminal-SNR schedule) over all frames. The noise of a clip is
+PYoCo's mixed noise: a share (``--noise-shared``, 0.5) of its variance is one draw for every frame, the
+rest drawn per frame, so each frame's noise is still N(0, I) (the frozen image layers see what they know)
+while the frames start out correlated; with independent noise the frames of a sample fell apart into
+groups that each chose their own layout. Latents of a seeded set of
 procedural clips (``genkit.data.video``) are cached once, as ``genkit train text2img`` caches images'.
 
 The result is a diffusers ``AnimateDiffPipeline`` folder (``model/``) with the base's VAE, image UNet,
