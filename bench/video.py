@@ -17,11 +17,11 @@ video classifier's per-frame heads read as the caption's), ``flicker`` (mean |fr
 ratio to the real clips', ``fvd`` (Fréchet distance to an independent set of real clips in the video
 classifier's features) and seconds per 16-frame clip (25 steps, guidance 4, batched as the bench runs).
 
-Caption control (``caption_control``, the ``video`` model and each ``--compare`` model): for each of a few seeds, one (colour,
-shape) and the same noise under each of the six motion captions. ``accuracy`` is the motion accuracy of
-those clips (chance 1/6); ``same_direction_all_captions`` is the fraction of seeds whose four "moving ..."
-clips all travel the same way, i.e. where the noise, not the caption, set the direction (0 for a model
-that follows the caption).
+Caption control (``caption_control``, the ``video`` model and each ``--compare`` model): for each of a
+few seeds, one (colour, shape) and the same noise under each of the six motion captions. ``accuracy`` is
+the motion accuracy of those clips (chance 1/6); ``same_direction_all_captions`` is the fraction of seeds
+whose four "moving ..." clips all travel the same way, i.e. where the noise, not the caption, set the
+direction (0 for a model that follows the caption).
 
     python bench/video.py [--quick]   ->  bench/results/video.json
 """
@@ -84,14 +84,14 @@ def caption_control(pipe, num_seeds, frames, steps, guidance, batch, shared) -> 
             seeds.append(5000 + k)
     clips, _ = generate(pipe, prompts, frames, steps, guidance, batch, shared, seeds)
     pred = classify_motion(*track(clips))
-    ok = [p.endswith(q) for p, q in zip(prompts, pred, strict=True)]
+    truth = list(MOTIONS) * num_seeds
     per_seed = [pred[k * len(MOTIONS) : (k + 1) * len(MOTIONS)] for k in range(num_seeds)]
-    moving = [[q for m, q in zip(MOTIONS, row, strict=True) if m in DIRECTIONS] for row in per_seed]
+    moving = [{q for m, q in zip(MOTIONS, row, strict=True) if m in DIRECTIONS} for row in per_seed]
     return {
-        "accuracy": float(np.mean(ok)),
-        "same_direction_all_captions": float(np.mean([len(set(r)) == 1 for r in moving])),
+        "accuracy": float(np.mean([q == t for q, t in zip(pred, truth, strict=True)])),
+        "same_direction_all_captions": float(np.mean([len(r) == 1 for r in moving])),
         "num_seeds": num_seeds,
-        "tracked": dict(zip(prompts, pred, strict=True)),
+        "tracked": [[p, s, q] for p, s, q in zip(prompts, seeds, pred, strict=True)],  # prompt, seed, motion
     }
 
 
@@ -167,9 +167,9 @@ def main(argv=None) -> int:
     for other in args.compare:
         p = resolve_model(other)
         name = Path(other).parent.name if Path(other).name == "model" else Path(other).name
-        other_pipe = load_pipeline(p, "dpm", device)
-        run(name, other_pipe, trained_noise_shared(p))
-        control_of(name, other_pipe, trained_noise_shared(p))
+        other_pipe, other_shared = load_pipeline(p, "dpm", device), trained_noise_shared(p)
+        run(name, other_pipe, other_shared)
+        control_of(name, other_pipe, other_shared)
 
     v = rows["video"]
     result = {
