@@ -21,7 +21,10 @@ Caption control (``caption_control``, the ``video`` model and each ``--compare``
 few seeds, one (colour, shape) and the same noise under each of the six motion captions. ``accuracy`` is
 the motion accuracy of those clips (chance 1/6); ``same_direction_all_captions`` is the fraction of seeds
 whose four "moving ..." clips all travel the same way, i.e. where the noise, not the caption, set the
-direction (0 for a model that follows the caption).
+direction (0 for a model that follows the caption). ``reversed_with_noise``: the first of those clips
+again with its frames' noise in reverse order (``generate_clips(reverse_noise=True)``); the fraction of
+seeds whose motion turns into the opposite one (0 for a model that follows the caption, 1 for one whose
+motion is read off the noise).
 
     python bench/video.py [--quick]   ->  bench/results/video.json
 """
@@ -45,6 +48,7 @@ from genkit.data.video import (  # noqa: E402
     DIRECTIONS,
     HELDOUT_TRIPLES,
     MOTIONS,
+    REVERSED_MOTION,
     VideoAttributes,
     video_prompt_set,
 )
@@ -63,12 +67,14 @@ from genkit.video import clip_to_uint8, write_clip  # noqa: E402
 RESULTS = Path(__file__).parent / "results" / "video.json"
 
 
-def generate(pipe, prompts, frames, steps, guidance, batch, shared, seeds=None) -> tuple[torch.Tensor, float]:
+def generate(
+    pipe, prompts, frames, steps, guidance, batch, shared, seeds=None, reverse_noise=False
+) -> tuple[torch.Tensor, float]:
     seeds = seeds or [1000 + i for i in range(len(prompts))]
     out, t0 = [], time.perf_counter()
     for i in range(0, len(prompts), batch):
-        chunk = prompts[i : i + batch]
-        out.append(generate_clips(pipe, chunk, seeds[i : i + batch], frames, steps, guidance, shared))
+        chunk, chunk_seeds = prompts[i : i + batch], seeds[i : i + batch]
+        out.append(generate_clips(pipe, chunk, chunk_seeds, frames, steps, guidance, shared, reverse_noise))
     return torch.cat(out), (time.perf_counter() - t0) / len(prompts)
 
 
@@ -87,11 +93,21 @@ def caption_control(pipe, num_seeds, frames, steps, guidance, batch, shared) -> 
     truth = list(MOTIONS) * num_seeds
     per_seed = [pred[k * len(MOTIONS) : (k + 1) * len(MOTIONS)] for k in range(num_seeds)]
     moving = [{q for m, q in zip(MOTIONS, row, strict=True) if m in DIRECTIONS} for row in per_seed]
+    # the first caption of each seed again, with its frames' noise in reverse order
+    first = slice(0, len(prompts), len(MOTIONS))
+    back, _ = generate(pipe, prompts[first], frames, steps, guidance, batch, shared, seeds[first], True)
+    back_pred = classify_motion(*track(back))
     return {
         "accuracy": float(np.mean([q == t for q, t in zip(pred, truth, strict=True)])),
         "same_direction_all_captions": float(np.mean([len(r) == 1 for r in moving])),
+        "reversed_with_noise": float(
+            np.mean([REVERSED_MOTION.get(q) == b for q, b in zip(pred[first], back_pred, strict=True)])
+        ),
         "num_seeds": num_seeds,
         "tracked": [[p, s, q] for p, s, q in zip(prompts, seeds, pred, strict=True)],  # prompt, seed, motion
+        "tracked_reversed_noise": [
+            [p, s, q] for p, s, q in zip(prompts[first], seeds[first], back_pred, strict=True)
+        ],
     }
 
 
@@ -187,6 +203,7 @@ def main(argv=None) -> int:
             "seconds_per_clip": v["seen"]["seconds_per_clip"],
             "caption_control_accuracy": control["video"]["accuracy"],
             "same_direction_all_captions": control["video"]["same_direction_all_captions"],
+            "reversed_with_noise": control["video"]["reversed_with_noise"],
         },
         "rows": rows,
         "caption_control": control,
@@ -220,7 +237,8 @@ def main(argv=None) -> int:
         print(
             f"{name} caption control ({c['num_seeds']} seeds x {len(MOTIONS)} motion captions): motion "
             f"accuracy {c['accuracy']:.3f} (chance {1 / len(MOTIONS):.3f}), the same direction under all "
-            f"four 'moving' captions for {c['same_direction_all_captions']:.2f} of the seeds"
+            f"four 'moving' captions for {c['same_direction_all_captions']:.2f} of the seeds; with the "
+            f"frames' noise reversed, the motion reverses for {c['reversed_with_noise']:.2f} of them"
         )
     # a strip of clips to look at: real and generated, the first frames of held-out prompts
     strip = Path(args.out).with_name(Path(args.out).stem + "_samples.gif")

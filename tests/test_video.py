@@ -15,8 +15,10 @@ from genkit.cli import main
 from genkit.data.video import (
     HELDOUT_TRIPLES,
     MOTIONS,
+    VideoAttributes,
     VideoDataset,
     parse_video_caption,
+    time_reversed,
     video_combinations,
 )
 from genkit.metrics.video import (
@@ -36,7 +38,8 @@ from genkit.models.video import (
     motion_adapter_of,
     video_unet,
 )
-from genkit.training.video import VideoTrainConfig, train_video
+from genkit.pipelines.video import generate_clips, load_video
+from genkit.training.video import VideoTrainConfig, reversed_pairs, train_video
 
 
 def test_video_splits_and_captions():
@@ -65,6 +68,34 @@ def test_clips_move_as_captioned_and_are_seeded():
             assert r[i, -1] > 2 * r[i, 0] and travel.abs().max() == 0
         elif a.motion == "moving up":
             assert travel[1] < -0.3 and travel[0] == 0 and r[i, 0] == r[i, -1]
+
+
+def test_a_clip_played_backwards_shows_the_reversed_motion():
+    data = VideoDataset(60, frames=8, seed=5, split="train")
+    batch = data.batch(range(60))
+    backwards = classify_motion(*track(batch["pixel_values"].flip(1)))
+    want = [time_reversed(a) for a in data.attributes]
+    assert backwards == [a.motion for a in want]
+    assert [a.caption() for a in want[:1]] != [data.attributes[0].caption()]
+    assert time_reversed(
+        VideoAttributes("small", "red", "square", "moving right")
+    ).heldout  # a held-out triple
+
+
+def test_reversed_pairs_flip_reversible_clips_and_swap_their_captions():
+    latents = torch.randn(3, 4, 5, 2, 2)  # clips 2, 0, 1 of a set of three
+    idx = torch.tensor([2, 0, 1])
+    reversible = torch.tensor([True, True, False])  # clip 2's reversal is held out
+    input_ids, reversed_ids = torch.arange(9).view(3, 3), 100 + torch.arange(9).view(3, 3)
+    drop = torch.tensor([True, False, False])
+    lat, ids, d = reversed_pairs(latents, idx, drop, reversible, input_ids, reversed_ids)
+    assert torch.equal(lat[:3], latents) and torch.equal(d, drop.repeat(2))
+    assert torch.equal(lat[3], latents[0])  # clip 2, as it is
+    assert torch.equal(lat[4], latents[1].flip(1)) and torch.equal(lat[5], latents[2].flip(1))
+    assert not torch.equal(lat[4], latents[1])
+    assert torch.equal(
+        ids, torch.cat([input_ids[idx], reversed_ids[idx]])
+    )  # a held-out reversal: own caption
 
 
 def test_tracking_reads_the_motion_of_every_real_clip():
@@ -189,6 +220,7 @@ def tiny_video_run(tmp_path_factory):
         batch_size=2,
         num_train_clips=6,
         image_lora_rank=2,
+        reversed_pairs=True,
         checkpointing_steps=1,
         device="cpu",
     )
@@ -229,6 +261,34 @@ def test_trained_video_model_loads_in_diffusers_animatediff(tiny_video_run):
     cfg.max_train_steps = 3
     train_video(cfg)
     assert (model.parent / "checkpoints" / "checkpoint-3").is_dir()
+
+
+def test_reversed_noise_reverses_the_clip_of_an_image_model_per_frame(tiny_video_run):
+    _, model = tiny_video_run
+    pipe = load_video(model)
+    pipe.set_progress_bar_config(disable=True)
+
+    def clips(reverse):
+        return generate_clips(pipe, ["a red circle growing"] * 2, [3, 4], 4, 2, 4.0, 0.5, reverse)
+
+    def set_motion_outputs(fill):
+        with torch.no_grad():
+            for n, p in pipe.unet.named_parameters():
+                if "motion_modules" in n and ".proj_out." in n:
+                    fill(p)
+
+    # motion modules off: every frame is denoised alone, so reversing the noise reverses the clip
+    set_motion_outputs(torch.nn.init.zeros_)
+    forward, back = clips(False), clips(True)
+    assert (
+        torch.allclose(back, forward.flip(1), atol=1e-5)
+        and (forward[:, 0] - forward[:, 1]).abs().mean() > 1e-2
+    )
+    # motion modules on (their sinusoidal positions know the frame order): it no longer does
+    torch.manual_seed(0)
+    set_motion_outputs(lambda p: p.normal_(std=0.3))
+    forward, back = clips(False), clips(True)
+    assert (back - forward.flip(1)).abs().mean() > 1e-3
 
 
 def test_genkit_video_writes_mp4_gif_and_metadata(tiny_video_run, tmp_path, capsys):

@@ -18,7 +18,7 @@ the same on every machine and process.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -28,9 +28,11 @@ from genkit.data.shapes import BACKGROUNDS, COLORS, SHAPES, SIZES, draw
 __all__ = [
     "HELDOUT_TRIPLES",
     "MOTIONS",
+    "REVERSED_MOTION",
     "VideoAttributes",
     "VideoDataset",
     "parse_video_caption",
+    "time_reversed",
     "video_combinations",
     "video_prompt_set",
 ]
@@ -54,6 +56,15 @@ HELDOUT_TRIPLES: tuple[tuple[str, str, str], ...] = (
     ("green", "square", "shrinking"),
 )
 SPLITS = ("train", "heldout", "all")
+# the motion a clip shows when played backwards
+REVERSED_MOTION = {
+    "moving left": "moving right",
+    "moving right": "moving left",
+    "moving up": "moving down",
+    "moving down": "moving up",
+    "growing": "shrinking",
+    "shrinking": "growing",
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,12 @@ class VideoAttributes:
     @property
     def heldout(self) -> bool:
         return (self.color, self.shape, self.motion) in HELDOUT_TRIPLES
+
+
+def time_reversed(a: VideoAttributes) -> VideoAttributes:
+    """What a clip of ``a`` shows played backwards: the same shape with the opposite motion. (A reversed
+    clip of ``clip_geometry`` is a clip of ``time_reversed(a)``: start and jitter are drawn symmetrically.)"""
+    return replace(a, motion=REVERSED_MOTION[a.motion])
 
 
 def video_combinations(split: str = "train") -> list[VideoAttributes]:

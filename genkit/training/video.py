@@ -9,7 +9,8 @@ the image model's (v-prediction on its zero-terminal-SNR schedule) over all fram
 PYoCo's mixed noise: a share (``--noise-shared``, 0.5) of its variance is one draw for every frame, the
 rest drawn per frame, so each frame's noise is still N(0, I) (the frozen image layers see what they know)
 while the frames start out correlated; with independent noise the frames of a sample fell apart into
-groups that each chose their own layout. Latents of a seeded set of
+groups that each chose their own layout. ``--reversed-pairs`` (experimental) fills half of each batch with
+the other half played backwards under the opposite caption and the same noise. Latents of a seeded set of
 procedural clips (``genkit.data.video``) are cached once, as ``genkit train text2img`` caches images'.
 
 The result is a diffusers ``AnimateDiffPipeline`` folder (``model/``) with the base's VAE, image UNet,
@@ -29,7 +30,7 @@ from diffusers import AnimateDiffPipeline, DDPMScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 
-from genkit.data.video import MOTIONS, VideoDataset
+from genkit.data.video import MOTIONS, VideoDataset, time_reversed
 from genkit.loading import load_pipeline, resolve_model
 from genkit.models.text import tokenize
 from genkit.models.video import (
@@ -88,6 +89,14 @@ class VideoTrainConfig:
             "sampling draws the same prior)"
         },
     )
+    reversed_pairs: bool = field(
+        default=False,
+        metadata={
+            "help": "experimental: half of each batch is the other half played backwards, with the opposite "
+            "caption (left/right, up/down, growing/shrinking) and the same noise and noise level, so that "
+            "only the caption can tell the two apart (clips whose reversal is held out stay as they are)"
+        },
+    )
     ema_decay: float = field(default=0.999, metadata={"help": "max EMA decay of the saved weights"})
     seed: int = field(default=0, metadata={"help": "seed of data, noise and initialisation"})
     checkpointing_steps: int = field(
@@ -117,6 +126,8 @@ class VideoTrainConfig:
             raise GenkitError("caption-dropout must be in [0, 1)")
         if self.image_lora_rank < 0:
             raise GenkitError("--image-lora-rank must be >= 0")
+        if self.reversed_pairs and self.batch_size % 2:
+            raise GenkitError(f"--reversed-pairs needs an even --batch-size, got {self.batch_size}")
         if not 0 <= self.noise_shared < 1:
             raise GenkitError("--noise-shared must be in [0, 1)")
 
@@ -136,6 +147,13 @@ class VideoLatentCache(LatentCache):
         # frame counts (a segfault at 2-6 frames)
         self.mean, self.std = (v.transpose(1, 2).contiguous() for v in (mean, std))
         self.captions = [a.caption() for a in self.dataset.attributes]
+        # each clip played backwards is a clip of the opposite motion, unless that triple is held out
+        reversed_attributes = [time_reversed(a) for a in self.dataset.attributes]
+        self.reversible = torch.tensor([not a.heldout for a in reversed_attributes])
+        self.reversed_captions = [
+            r.caption() if ok else c
+            for r, ok, c in zip(reversed_attributes, self.reversible.tolist(), self.captions, strict=True)
+        ]
 
 
 def build_video_pipeline(vae, text_encoder, tokenizer, image_unet, motion_adapter, scheduler):
@@ -152,6 +170,15 @@ def build_video_pipeline(vae, text_encoder, tokenizer, image_unet, motion_adapte
     )
     pipe.register_modules(unet=image_unet)  # the constructor registered the joined UNetMotionModel
     return pipe
+
+
+def reversed_pairs(latents, idx, drop, reversible, input_ids, reversed_ids):
+    """``--reversed-pairs``: clips ``idx`` (their ``latents`` (N, C, T, h, w), caption ``drop`` mask), then
+    the same clips played backwards with the opposite captions (a clip whose reversal is held out, i.e. not
+    ``reversible[i]``, as it is, with its own caption). Returns (latents, caption ids, drop) of 2N clips."""
+    flip = reversible[idx][:, None, None, None, None]
+    back = torch.where(flip, latents.flip(2), latents)
+    return torch.cat([latents, back]), torch.cat([input_ids[idx], reversed_ids[idx]]), drop.repeat(2)
 
 
 def motion_words() -> list[str]:
@@ -188,6 +215,7 @@ def train_video(cfg: VideoTrainConfig) -> Path:
 
     cache = VideoLatentCache(vae, cfg.num_train_clips, cfg.frames, cfg.seed)
     input_ids, empty_ids = tokenize(tokenizer, cache.captions), tokenize(tokenizer, [""])
+    reversed_ids = tokenize(tokenizer, cache.reversed_captions)
 
     # --- optimisation: motion modules (+ LoRA), new embedding rows (no weight decay on the embedding) ----
     motion = [p for p in unet.parameters() if p.requires_grad]
@@ -207,12 +235,17 @@ def train_video(cfg: VideoTrainConfig) -> Path:
         latents, idx, drop = cache.batch(
             cfg.seed, accelerator.process_index, step, cfg.batch_size, cfg.caption_dropout
         )
+        ids = input_ids[idx]
+        n = cfg.batch_size // 2 if cfg.reversed_pairs else cfg.batch_size
+        noise = video_noise((n, *latents.shape[1:]), cfg.noise_shared, device=device)
+        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (n,), device=device)
+        if cfg.reversed_pairs:
+            latents, ids, drop = reversed_pairs(
+                latents[:n], idx[:n], drop[:n], cache.reversible, input_ids, reversed_ids
+            )
+            noise, timesteps = noise.repeat(2, 1, 1, 1, 1), timesteps.repeat(2)
         latents = latents.to(device)
-        ids = torch.where(drop[:, None], empty_ids, input_ids[idx]).to(device)
-        noise = video_noise(latents.shape, cfg.noise_shared, device=device)
-        timesteps = torch.randint(
-            0, noise_scheduler.config.num_train_timesteps, (cfg.batch_size,), device=device
-        )
+        ids = torch.where(drop[:, None], empty_ids, ids).to(device)
         noisy = noise_scheduler.add_noise(latents, noise, timesteps)
 
         with accelerator.accumulate(unet, text_encoder):

@@ -62,9 +62,12 @@ def generate_clips(
     steps: int = 25,
     guidance: float = 4.0,
     noise_shared: float = 0.0,
+    reverse_noise: bool = False,
 ) -> torch.Tensor:
     """Clips (N, T, 3, H, W) in [-1, 1], clip i from ``prompts[i]`` with ``seeds[i]``, at the UNet's size,
-    from ``video_noise`` with ``noise_shared`` (the model's ``trained_noise_shared``)."""
+    from ``video_noise`` with ``noise_shared`` (the model's ``trained_noise_shared``). ``reverse_noise``
+    gives each frame the noise of the frame at the mirror position (a diagnostic: a model whose motion
+    follows the caption keeps its direction, one whose motion follows the noise reverses it)."""
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     c, h = pipe.unet.config.in_channels, size // pipe.vae_scale_factor
     latents = torch.cat(
@@ -73,6 +76,8 @@ def generate_clips(
             for s in seeds
         ]
     )
+    if reverse_noise:
+        latents = latents.flip(2)
     out = pipe(
         prompts,
         num_frames=frames,
