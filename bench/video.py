@@ -61,6 +61,7 @@ from genkit.metrics.video import (  # noqa: E402
     score_clips,
     track,
 )
+from genkit.models.video import zero_motion_outputs  # noqa: E402
 from genkit.pipelines.video import generate_clips, trained_noise_shared  # noqa: E402
 from genkit.video import clip_to_uint8, write_clip  # noqa: E402
 
@@ -173,11 +174,7 @@ def main(argv=None) -> int:
         run("video_independent_noise", pipe, 0.0)
     if not args.no_baseline:
         trained = pipe.unet
-        pipe.unet = copy.deepcopy(trained)
-        for name, module in pipe.unet.named_modules():  # motion modules off: the image model per frame
-            if "motion_modules" in name and name.endswith("proj_out"):
-                torch.nn.init.zeros_(module.weight)
-                torch.nn.init.zeros_(module.bias)
+        pipe.unet = zero_motion_outputs(copy.deepcopy(trained))  # the image model per frame
         run("image_per_frame", pipe, shared)
         pipe.unet = trained
     for other in args.compare:

@@ -37,13 +37,14 @@ __all__ = [
 IMAGE_CROSS_ATTENTION = r"^(?!.*motion_modules).*\.attn2\.(to_q|to_k|to_v|to_out\.0)$"
 
 
-def zero_motion_outputs(adapter: MotionAdapter) -> MotionAdapter:
-    """Zero the ``proj_out`` of every motion module: each then adds nothing to its input."""
-    for name, module in adapter.named_modules():
-        if name.endswith("proj_out"):
+def zero_motion_outputs(model: MotionAdapter | UNetMotionModel) -> MotionAdapter | UNetMotionModel:
+    """Zero the ``proj_out`` of every motion module of a ``MotionAdapter`` or a ``UNetMotionModel``: each
+    then adds nothing to its input (a UNetMotionModel becomes its image model on every frame)."""
+    for name, module in model.named_modules():
+        if "motion_modules" in name and name.endswith("proj_out"):
             torch.nn.init.zeros_(module.weight)
             torch.nn.init.zeros_(module.bias)
-    return adapter
+    return model
 
 
 def video_unet(
