@@ -78,7 +78,7 @@ weights-avatar: $(STAMP)
 
 # Motion modules on the bundled text2img-shapes (frozen) and the video metrics' classifier (about 35 minutes).
 weights-video: $(STAMP)
-	$(BIN)/genkit train video --out runs/video --max-train-steps 2500 --save-dtype fp16
+	$(BIN)/genkit train video --out runs/video --max-train-steps 2500 --noise-warp --save-dtype fp16
 	$(BIN)/genkit train video-classifier --out runs/video-classifier --save-dtype fp16
 	rm -rf genkit/assets/video-shapes genkit/assets/video-classifier
 	cp -r runs/video/model genkit/assets/video-shapes

@@ -50,6 +50,7 @@ from genkit.data.video import (  # noqa: E402
     MOTIONS,
     REVERSED_MOTION,
     VideoAttributes,
+    prompt_path,
     video_prompt_set,
 )
 from genkit.loading import load_pipeline, resolve_device, resolve_model  # noqa: E402
@@ -62,24 +63,32 @@ from genkit.metrics.video import (  # noqa: E402
     track,
 )
 from genkit.models.video import zero_motion_outputs  # noqa: E402
-from genkit.pipelines.video import generate_clips, trained_noise_shared  # noqa: E402
+from genkit.pipelines.video import (  # noqa: E402
+    generate_clips,
+    trained_noise_shared,
+    trained_noise_warp,
+)
 from genkit.video import clip_to_uint8, write_clip  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "video.json"
 
 
 def generate(
-    pipe, prompts, frames, steps, guidance, batch, shared, seeds=None, reverse_noise=False
+    pipe, prompts, frames, steps, guidance, batch, shared, seeds=None, reverse_noise=False, warp=False
 ) -> tuple[torch.Tensor, float]:
+    """Clips of ``prompts``; ``warp``: the shared noise carried along a path drawn for each prompt."""
     seeds = seeds or [1000 + i for i in range(len(prompts))]
     out, t0 = [], time.perf_counter()
     for i in range(0, len(prompts), batch):
         chunk, chunk_seeds = prompts[i : i + batch], seeds[i : i + batch]
-        out.append(generate_clips(pipe, chunk, chunk_seeds, frames, steps, guidance, shared, reverse_noise))
+        paths = [prompt_path(p, frames, s) for p, s in zip(chunk, chunk_seeds, strict=True)] if warp else None
+        out.append(
+            generate_clips(pipe, chunk, chunk_seeds, frames, steps, guidance, shared, reverse_noise, paths)
+        )
     return torch.cat(out), (time.perf_counter() - t0) / len(prompts)
 
 
-def caption_control(pipe, num_seeds, frames, steps, guidance, batch, shared) -> dict:
+def caption_control(pipe, num_seeds, frames, steps, guidance, batch, shared, warp) -> dict:
     """Each seed's noise under all six motion captions of one (colour, shape) (no held-out triple)."""
     pairs = [(c, s) for c in COLORS for s in SHAPES if not any((c, s, m) in HELDOUT_TRIPLES for m in MOTIONS)]
     rng = np.random.default_rng([0, 7])
@@ -89,14 +98,14 @@ def caption_control(pipe, num_seeds, frames, steps, guidance, batch, shared) -> 
         for m in MOTIONS:
             prompts.append(VideoAttributes("small" if m in DIRECTIONS else None, color, shape, m).caption())
             seeds.append(5000 + k)
-    clips, _ = generate(pipe, prompts, frames, steps, guidance, batch, shared, seeds)
+    clips, _ = generate(pipe, prompts, frames, steps, guidance, batch, shared, seeds, warp=warp)
     pred = classify_motion(*track(clips))
     truth = list(MOTIONS) * num_seeds
     per_seed = [pred[k * len(MOTIONS) : (k + 1) * len(MOTIONS)] for k in range(num_seeds)]
     moving = [{q for m, q in zip(MOTIONS, row, strict=True) if m in DIRECTIONS} for row in per_seed]
     # the first caption of each seed again, with its frames' noise in reverse order
     first = slice(0, len(prompts), len(MOTIONS))
-    back, _ = generate(pipe, prompts[first], frames, steps, guidance, batch, shared, seeds[first], True)
+    back, _ = generate(pipe, prompts[first], frames, steps, guidance, batch, shared, seeds[first], True, warp)
     back_pred = classify_motion(*track(back))
     return {
         "accuracy": float(np.mean([q == t for q, t in zip(pred, truth, strict=True)])),
@@ -151,38 +160,47 @@ def main(argv=None) -> int:
         rows["shuffled"][split] = score_clips(shuffled, ps, classifier, ref)
         clips["real"][split] = real
 
-    def run(name, pipe, shared):
+    def run(name, pipe, shared, warp):
         rows[name] = {}
         for split, ps in prompts.items():
-            x, spc = generate(pipe, ps, args.frames, args.steps, args.guidance, args.batch, shared)
+            x, spc = generate(pipe, ps, args.frames, args.steps, args.guidance, args.batch, shared, warp=warp)
             rows[name][split] = {**score_clips(x, ps, classifier, ref), "seconds_per_clip": spc}
             clips.setdefault(name, {})[split] = x
             print(f"  {name} {split} done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
 
     path = resolve_model(args.model)
-    pipe, shared = load_pipeline(path, "dpm", device), trained_noise_shared(path)
+    pipe, shared, warp = (
+        load_pipeline(path, "dpm", device),
+        trained_noise_shared(path),
+        trained_noise_warp(path),
+    )
     control: dict[str, dict] = {}
 
-    def control_of(name, pipe, shared):
+    def control_of(name, pipe, shared, warp):
         n = 6 if args.quick else 12
-        control[name] = caption_control(pipe, n, args.frames, args.steps, args.guidance, args.batch, shared)
+        control[name] = caption_control(
+            pipe, n, args.frames, args.steps, args.guidance, args.batch, shared, warp
+        )
         print(f"  {name} caption control done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
 
-    run("video", pipe, shared)
-    control_of("video", pipe, shared)
+    run("video", pipe, shared, warp)
+    control_of("video", pipe, shared, warp)
+    if warp:  # the same noise held still: what the network makes of the caption's words alone
+        run("video_no_warp", pipe, shared, False)
+        control_of("video_no_warp", pipe, shared, False)
     if shared > 0:  # what a plain AnimateDiffPipeline call draws: independent noise per frame
-        run("video_independent_noise", pipe, 0.0)
+        run("video_independent_noise", pipe, 0.0, False)
     if not args.no_baseline:
         trained = pipe.unet
         pipe.unet = zero_motion_outputs(copy.deepcopy(trained))  # the image model per frame
-        run("image_per_frame", pipe, shared)
+        run("image_per_frame", pipe, shared, warp)
         pipe.unet = trained
     for other in args.compare:
         p = resolve_model(other)
         name = Path(other).parent.name if Path(other).name == "model" else Path(other).name
         other_pipe, other_shared = load_pipeline(p, "dpm", device), trained_noise_shared(p)
-        run(name, other_pipe, other_shared)
-        control_of(name, other_pipe, other_shared)
+        run(name, other_pipe, other_shared, trained_noise_warp(p))
+        control_of(name, other_pipe, other_shared, trained_noise_warp(p))
 
     v = rows["video"]
     result = {
@@ -201,12 +219,21 @@ def main(argv=None) -> int:
             "caption_control_accuracy": control["video"]["accuracy"],
             "same_direction_all_captions": control["video"]["same_direction_all_captions"],
             "reversed_with_noise": control["video"]["reversed_with_noise"],
+            **(
+                {
+                    "motion_accuracy_seen_no_warp": rows["video_no_warp"]["seen"]["motion_accuracy"],
+                    "caption_control_accuracy_no_warp": control["video_no_warp"]["accuracy"],
+                }
+                if warp
+                else {}
+            ),
         },
         "rows": rows,
         "caption_control": control,
         "config": {
             **vars(args),
             "noise_shared": shared,
+            "noise_warp": warp,
             "seen_prompts": len(prompts["seen"]),
             "heldout_prompts": len(prompts["heldout"]),
         },

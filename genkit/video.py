@@ -2,7 +2,9 @@
 
 Each clip is written as an mp4 (H.264 through imageio-ffmpeg) and a looping gif, upscaled by ``--scale``
 for viewing, with ``metadata.jsonl`` (prompt, seed and settings of each clip). The bundled ``video-shapes``
-model knows the moving-shapes captions: "a small red circle moving left", "a blue square growing"."""
+model knows the moving-shapes captions: "a small red circle moving left", "a blue square growing"; it was
+trained with ``--noise-warp``, so each clip's noise is carried along a path drawn for the prompt's motion
+words (``genkit.data.video.prompt_path``, recorded in the metadata) and the shape follows it."""
 
 from __future__ import annotations
 
@@ -41,6 +43,15 @@ class VideoConfig:
         metadata={
             "help": "share of the initial noise common to all frames (default: what the model was trained "
             "with; 0: independent noise per frame, as a plain AnimateDiffPipeline call)"
+        },
+    )
+    noise_warp: str = field(
+        default="auto",
+        metadata={
+            "help": "carry a disc of the shared noise along a path drawn for the prompt's motion words "
+            "(genkit.data.video.prompt_path): 'auto' (if the model was trained with --noise-warp, as the "
+            "bundled one), 'on' or 'off'",
+            "choices": ["auto", "on", "off"],
         },
     )
     fps: int = field(default=8, metadata={"help": "frames per second of the mp4 and gif"})
@@ -90,7 +101,8 @@ def video(cfg: VideoConfig) -> tuple[Path, int]:
     """Generate ``cfg.num_videos`` clips per prompt into ``cfg.out``; returns (folder, clips)."""
     from tqdm.auto import tqdm
 
-    from genkit.pipelines.video import generate_clips, trained_noise_shared
+    from genkit.data.video import prompt_path
+    from genkit.pipelines.video import generate_clips, trained_noise_shared, trained_noise_warp
 
     model = cfg.model or "video-shapes"
     path = bundled_path("video-shapes") if cfg.model is None else resolve_model(cfg.model)
@@ -99,16 +111,22 @@ def video(cfg: VideoConfig) -> tuple[Path, int]:
         kind = pipeline_class_name(path)
     if kind != "AnimateDiffPipeline":
         raise GenkitError(f"{model!r} is an image model ({kind}); use 'genkit generate'")
+    shared = trained_noise_shared(path) if cfg.noise_shared is None else cfg.noise_shared
+    if cfg.noise_warp == "on" and not shared:
+        raise GenkitError("--noise-warp carries the shared part of the noise: it needs --noise-shared > 0")
+    warp = shared > 0 and (cfg.noise_warp == "on" or (cfg.noise_warp == "auto" and trained_noise_warp(path)))
     out = ensure_writable_dir(cfg.out)
     pipe = load_pipeline(path, cfg.scheduler, device)
     max_frames = pipe.unet.config.motion_max_seq_length
     if cfg.frames > max_frames:
         raise GenkitError(f"--frames must be at most {max_frames} for {model!r}")
-    shared = trained_noise_shared(path) if cfg.noise_shared is None else cfg.noise_shared
     records = []
     jobs = [(i, p, j) for i, p in enumerate(cfg.prompt) for j in range(cfg.num_videos)]
     for i, prompt, j in tqdm(jobs, desc="video", unit="clip", disable=len(jobs) == 1):
-        clip = generate_clips(pipe, [prompt], [cfg.seed + j], cfg.frames, cfg.steps, cfg.guidance, shared)[0]
+        noise_path = prompt_path(prompt, cfg.frames, cfg.seed + j) if warp else None
+        clip = generate_clips(
+            pipe, [prompt], [cfg.seed + j], cfg.frames, cfg.steps, cfg.guidance, shared, paths=[noise_path]
+        )[0]
         frames = clip_to_uint8(clip.numpy(), cfg.scale)
         stem = f"{i:03d}_{j:02d}-{_slug(prompt)}"
         for suffix in (".mp4", ".gif"):
@@ -125,6 +143,9 @@ def video(cfg: VideoConfig) -> tuple[Path, int]:
                 "scheduler": cfg.scheduler,
                 "guidance": cfg.guidance,
                 "noise_shared": shared,
+                "noise_path": None
+                if noise_path is None
+                else {"centres": noise_path[0].round(4).tolist(), "radii": noise_path[1].round(4).tolist()},
                 "model": model,
             }
         )

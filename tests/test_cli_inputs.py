@@ -64,8 +64,15 @@ CASES = [
     (["video", "x", "--model", "text2img-shapes", "--out", "{t}/d2"], "is an image model"),
     (["video", "x", "--model", "{t}/file"], "is a file, not a diffusers pipeline folder"),
     (["video", "x", "--model", "video-classifier"], "is a bundled classifier model"),
+    (["video", "x", "--noise-warp", "sideways"], "invalid choice: 'sideways'"),
+    (
+        ["video", "x", "--noise-shared", "0", "--noise-warp", "on", "--out", "{t}/d4"],
+        "it needs --noise-shared > 0",
+    ),
     (["train", "video", "--frames", "40"], "--frames must be in [2, 32]"),
     (["train", "video", "--batch-size", "0"], "must be positive"),
+    (["train", "video", "--noise-warp", "--noise-shared", "0"], "it needs --noise-shared > 0"),
+    (["train", "video", "--noise-warp", "--reversed-pairs"], "do not go together"),
     (["train", "video", "--base", "student-shapes", "--out", "{t}/d3"], "--base must be a Stable Diffusion"),
     (["train", "video-classifier", "--frames", "6"], "--frames must be a positive multiple of 4"),
     (

@@ -18,6 +18,7 @@ from genkit.data.video import (
     VideoAttributes,
     VideoDataset,
     parse_video_caption,
+    prompt_path,
     time_reversed,
     video_combinations,
 )
@@ -39,7 +40,7 @@ from genkit.models.video import (
     video_unet,
     zero_motion_outputs,
 )
-from genkit.pipelines.video import generate_clips, load_video
+from genkit.pipelines.video import generate_clips, load_video, video_noise
 from genkit.training.video import VideoTrainConfig, reversed_pairs, train_video
 
 
@@ -95,6 +96,47 @@ def test_reversed_pairs_flip_reversible_clips_and_swap_their_captions():
     assert not torch.equal(lat[4], latents[1])
     # (the cache gives a clip whose reversal is held out its own caption as the reversed one)
     assert torch.equal(ids, torch.cat([input_ids[idx], reversed_ids[idx]]))
+
+
+def test_prompt_path_reads_motion_and_size_words():
+    centres, radii = prompt_path("a small red circle moving left", 16, seed=3)
+    assert centres.shape == (16, 2) and np.allclose(radii, radii[0]) and radii[0] < 0.14
+    assert centres[-1, 0] < centres[0, 0] - 0.25 and np.allclose(centres[:, 1], centres[0, 1])
+    assert np.array_equal(centres, prompt_path("a small red circle moving left", 16, seed=3)[0])
+    assert not np.array_equal(centres, prompt_path("a small red circle moving left", 16, seed=4)[0])
+    centres, radii = prompt_path("A big ball moving down.", 16, seed=0)  # outside the grammar too
+    assert radii[0] > 0.18 and centres[-1, 1] > centres[0, 1] + 0.25
+    _, radii = prompt_path("a green square shrinking", 16, seed=0)
+    assert radii[0] > 2 * radii[-1]
+    assert prompt_path("a red circle", 16, 0) is None and prompt_path("moving up, moving left", 16, 0) is None
+
+
+def test_warped_noise_carries_a_disc_along_the_path_and_stays_standard_normal(monkeypatch):
+    import genkit.pipelines.video as pv
+
+    shape = (2, 4, 16, 16, 16)
+    still = video_noise(shape, 0.5, torch.Generator().manual_seed(0))
+    # clips without a path draw the same numbers as before the option existed
+    assert torch.equal(still, video_noise(shape, 0.5, torch.Generator().manual_seed(0), paths=[None] * 2))
+    t = np.linspace(0, 1, 16)[:, None]
+    move = (np.array([0.25, 0.5]) + t * np.array([0.5, 0.0]), np.full(16, 0.1))  # 8 px right, radius 1.6
+    # the real noise: N(0, I) per frame; the disc's frames agree more (0.9) than the background's (0.5)
+    big = video_noise((64, 4, 16, 16, 16), 0.5, torch.Generator().manual_seed(1), paths=[move] * 64)
+    assert abs(big.std().item() - 1) < 0.01 and abs(big.mean().item()) < 0.01
+    first, last = big[:, :, 0, 6:10, 3:5], big[:, :, 15, 6:10, 11:13]  # the disc at the start and end
+    assert abs((first * last).mean().item() - 0.9) < 0.1  # about 0.03 of sampling error
+    assert abs((big[:, :, 0, :, 7:9] * big[:, :, 15, :, 7:9]).mean().item() - 0.5) < 0.1  # background
+    # the shared part alone (no per-frame noise), to read where it goes
+    monkeypatch.setattr(pv, "PATH_SHARED", 1.0)
+    x = video_noise(shape, 1.0 - 1e-12, torch.Generator().manual_seed(0), paths=[move, None])
+    # frame 15: the disc around (12, 8) px is frame 0's disc around (4, 8) moved 8 px right ...
+    assert torch.allclose(x[0, :, 15, 6:10, 11:13], x[0, :, 0, 6:10, 3:5], atol=1e-4)
+    # ... the background far from both discs is still, and the disc's noise is not the background's
+    assert torch.allclose(x[0, :, 15, :, 7:9], x[0, :, 0, :, 7:9], atol=1e-4)
+    assert not torch.allclose(x[0, :, 15, 6:10, 11:13], x[0, :, 0, 6:10, 11:13], atol=0.5)
+    assert torch.allclose(x[1], x[1, :, :1].expand_as(x[1]), atol=1e-4)  # no path: held still
+    with pytest.raises(ValueError, match="1 paths for 2 clips"):
+        video_noise(shape, 0.5, paths=[move])
 
 
 def test_tracking_reads_the_motion_of_every_real_clip():
@@ -219,11 +261,28 @@ def tiny_video_run(tmp_path_factory):
         batch_size=2,
         num_train_clips=6,
         image_lora_rank=2,
-        reversed_pairs=True,
+        noise_warp=True,
         checkpointing_steps=1,
         device="cpu",
     )
     return cfg, train_video(cfg)
+
+
+def test_reversed_pairs_train(tiny_video_run, tmp_path):
+    cfg, _ = tiny_video_run
+    pairs = VideoTrainConfig(
+        base=cfg.base,
+        out=str(tmp_path / "pairs"),
+        frames=4,
+        max_train_steps=1,
+        batch_size=2,
+        num_train_clips=4,
+        reversed_pairs=True,
+        device="cpu",
+    )
+    model = train_video(pairs)
+    info = json.loads((model / "training.json").read_text())
+    assert info["reversed_pairs"] is True and info["noise_warp"] is False
 
 
 def test_trained_video_model_loads_in_diffusers_animatediff(tiny_video_run):
@@ -294,6 +353,11 @@ def test_genkit_video_writes_mp4_gif_and_metadata(tiny_video_run, tmp_path, caps
     assert str(tmp_path) in capsys.readouterr().out
     records = [json.loads(line) for line in (tmp_path / "metadata.jsonl").read_text().splitlines()]
     assert [r["seed"] for r in records] == [0, 1]
+    # the model was trained with --noise-warp: the noise follows a path drawn for "growing"
+    radii = records[0]["noise_path"]["radii"]
+    assert (
+        len(radii) == 4 and radii[-1] > 2 * radii[0] and records[1]["noise_path"] != records[0]["noise_path"]
+    )
     frames = np.stack(imageio.mimread(tmp_path / records[0]["file_name"]))
     assert frames.shape == (4, 128, 128, 3)
     gif = iio.imread(tmp_path / records[1]["gif"])

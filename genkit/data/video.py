@@ -31,6 +31,7 @@ __all__ = [
     "REVERSED_MOTION",
     "VideoAttributes",
     "VideoDataset",
+    "prompt_path",
     "parse_video_caption",
     "time_reversed",
     "video_combinations",
@@ -117,6 +118,22 @@ def parse_video_caption(text: str) -> VideoAttributes:
     )
 
 
+def prompt_path(text: str, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A shape's path for a prompt, drawn as the clips' are (``clip_geometry``: the motion and size words
+    set the direction and radius; the start position comes from ``seed``): centres (T, 2) and radii (T,),
+    or ``None`` when ``text`` names none or several of ``MOTIONS``. Only the motion and size words are
+    read, so "a big ball moving left" gets a path too (a missing size word: small)."""
+    words = " " + " ".join(text.lower().replace(".", " ").replace(",", " ").split()) + " "
+    found = [m for m in MOTIONS if f" {m} " in words]
+    if len(found) != 1:
+        return None
+    size = None
+    if found[0] in DIRECTIONS:
+        size = "large" if any(f" {w} " in words for w in ("large", "big")) else "small"
+    attributes = VideoAttributes(size, next(iter(COLORS)), SHAPES[0], found[0])
+    return clip_geometry(attributes, frames, np.random.default_rng([seed, 3]))
+
+
 def video_prompt_set(split: str = "train", n: int | None = None, seed: int = 0) -> list[str]:
     """Captions of a split for evaluation: all combinations, or ``n`` of them drawn without replacement."""
     caps = [a.caption() for a in video_combinations(split)]
@@ -163,15 +180,16 @@ class VideoDataset:
     def __len__(self) -> int:
         return len(self.attributes)
 
+    def path(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Centres (T, 2) and radii (T,) of clip ``i``'s shape."""
+        return clip_geometry(self.attributes[i], self.frames, np.random.default_rng([self.seed, 1, i]))
+
     def batch(self, indices) -> dict:
         """Clips ``indices``: ``pixel_values`` (N, T, 3, R, R) in [-1, 1], ``caption``, ``labels`` (shape,
         color, motion indices), ``centres`` (N, T, 2) and ``radii`` (N, T)."""
         idx = list(indices)
         attrs = [self.attributes[i] for i in idx]
-        geometry = [
-            clip_geometry(a, self.frames, np.random.default_rng([self.seed, 1, i]))
-            for a, i in zip(attrs, idx, strict=True)
-        ]
+        geometry = [self.path(i) for i in idx]
         backgrounds = [np.random.default_rng([self.seed, 2, i]).integers(0, len(BACKGROUNDS)) for i in idx]
         t = self.frames
         images = draw(

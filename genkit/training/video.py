@@ -97,6 +97,13 @@ class VideoTrainConfig:
             "only the caption can tell the two apart (clips whose reversal is held out stay as they are)"
         },
     )
+    noise_warp: bool = field(
+        default=False,
+        metadata={
+            "help": "carry a disc of each clip's shared noise along its shape's path (noise warping, as "
+            "Go-with-the-Flow); sampling then carries it along a path drawn for the prompt's motion words"
+        },
+    )
     ema_decay: float = field(default=0.999, metadata={"help": "max EMA decay of the saved weights"})
     seed: int = field(default=0, metadata={"help": "seed of data, noise and initialisation"})
     checkpointing_steps: int = field(
@@ -130,6 +137,10 @@ class VideoTrainConfig:
             raise GenkitError(f"--reversed-pairs needs an even --batch-size, got {self.batch_size}")
         if not 0 <= self.noise_shared < 1:
             raise GenkitError("--noise-shared must be in [0, 1)")
+        if self.noise_warp and not self.noise_shared:
+            raise GenkitError("--noise-warp moves the shared part of the noise: it needs --noise-shared > 0")
+        if self.noise_warp and self.reversed_pairs:
+            raise GenkitError("--noise-warp and --reversed-pairs do not go together (pairs share one noise)")
 
 
 class VideoLatentCache(LatentCache):
@@ -147,6 +158,7 @@ class VideoLatentCache(LatentCache):
         # frame counts (a segfault at 2-6 frames)
         self.mean, self.std = (v.transpose(1, 2).contiguous() for v in (mean, std))
         self.captions = [a.caption() for a in self.dataset.attributes]
+        self.paths = [self.dataset.path(i) for i in range(num_clips)]  # for --noise-warp
         # each clip played backwards is a clip of the opposite motion, unless that triple is held out
         reversed_attributes = [time_reversed(a) for a in self.dataset.attributes]
         self.reversible = torch.tensor([not a.heldout for a in reversed_attributes])
@@ -237,7 +249,8 @@ def train_video(cfg: VideoTrainConfig) -> Path:
         )
         ids = input_ids[idx]
         n = cfg.batch_size // 2 if cfg.reversed_pairs else cfg.batch_size
-        noise = video_noise((n, *latents.shape[1:]), cfg.noise_shared, device=device)
+        paths = [cache.paths[i] for i in idx[:n].tolist()] if cfg.noise_warp else None
+        noise = video_noise((n, *latents.shape[1:]), cfg.noise_shared, device=device, paths=paths)
         timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (n,), device=device)
         if cfg.reversed_pairs:
             latents, ids, drop = reversed_pairs(

@@ -5,8 +5,11 @@ As for images, nothing re-implements sampling: this module loads a folder with a
 turns a batch of prompts into clips, one seeded generator per clip (clip j of a prompt uses seed + j,
 whatever the batch). genkit's video models are trained on mixed noise (a share of each clip's noise common
 to its frames); ``generate_clips`` draws the initial latents from the same prior (``video_noise``) and
-hands them to the pipeline. A plain ``AnimateDiffPipeline`` call draws independent noise per frame: it
-runs, with less coherent clips.
+hands them to the pipeline. A model trained with ``--noise-warp`` also learned to put the shape where a
+disc of that noise is carried (``video_noise(paths=...)``), so the caller chooses the shape's path; for the
+bundled model ``genkit.data.video.prompt_path`` draws one from the prompt's motion words. A plain
+``AnimateDiffPipeline`` call draws independent noise per frame: it runs, with less coherent clips and no
+control of the motion.
 """
 
 from __future__ import annotations
@@ -15,29 +18,85 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import AnimateDiffPipeline
 
 from genkit.pipelines.text2img import set_scheduler
 
-__all__ = ["generate_clips", "load_video", "trained_noise_shared", "video_noise"]
+__all__ = ["generate_clips", "load_video", "trained_noise_shared", "trained_noise_warp", "video_noise"]
+
+
+PATH_PAD = 0.06  # the carried disc reaches this far (fraction of the side) beyond the shape's radius
+PATH_SHARED = 0.9  # the share of the carried noise in the variance inside the disc
 
 
 def video_noise(
-    shape, shared: float, generator: torch.Generator | None = None, device: str | torch.device = "cpu"
+    shape,
+    shared: float,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+    paths: list | None = None,
 ) -> torch.Tensor:
     """Noise of clips ``shape`` = (N, C, T, h, w) with a fraction ``shared`` of its variance common to the
-    frames of a clip (PYoCo's mixed noise); each frame's noise is N(0, I) whatever ``shared``."""
-    n, c, _, h, w = shape
+    frames of a clip (PYoCo's mixed noise); each frame's noise is N(0, I) whatever ``shared``.
+
+    ``paths[i]`` = (centres (T, 2) as (x, y) fractions of the side, radii (T,)) carries a disc of clip i's
+    shared noise along a shape's path (noise warping, as Go-with-the-Flow warps noise along the optical
+    flow): inside the disc (radius + ``PATH_PAD``) frame f's shared noise is the disc's own noise at the
+    point it came from in the first frame (moved with the centre, scaled with the radius), and it makes up
+    ``PATH_SHARED`` of the variance there (so the disc also stands out from the background when it only
+    grows); outside it, the still background noise. Disc and background are independent draws, so every
+    frame stays N(0, I). A ``None`` path (for all clips, or one) leaves the shared noise still; the draws
+    before it are unchanged."""
+    n, c, t, h, w = shape
     common = torch.randn((n, c, 1, h, w), generator=generator, device=device)
     own = torch.randn(tuple(shape), generator=generator, device=device)
-    return shared**0.5 * common + (1 - shared) ** 0.5 * own
+    share = torch.full((n, 1, t, h, w), float(shared), device=device)
+    if paths is not None:
+        if len(paths) != n:
+            raise ValueError(f"{len(paths)} paths for {n} clips")
+        disc = torch.randn((n, c, h, w), generator=generator, device=device)
+        common = common.expand(n, c, t, h, w).clone()
+        for i, path in enumerate(paths):
+            if path is not None:
+                common[i], inside = _carried(common[i, :, 0], disc[i], path, t)
+                share[i, 0][inside] = PATH_SHARED
+    return share.sqrt() * common + (1 - share).sqrt() * own
+
+
+def _carried(still: torch.Tensor, disc: torch.Tensor, path, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``still`` (C, h, w) with ``disc`` (C, h, w) carried along ``path`` over ``frames``: the noise
+    (C, T, h, w) and where the disc is (T, h, w)."""
+    centres, radii = (torch.as_tensor(np.asarray(v), dtype=torch.float64) for v in path)
+    if centres.shape != (frames, 2) or radii.shape != (frames,):
+        raise ValueError(f"a path needs centres ({frames}, 2) and radii ({frames},)")
+    _, h, w = still.shape
+    ys = ((torch.arange(h, dtype=torch.float64) + 0.5) / h)[:, None]
+    xs = ((torch.arange(w, dtype=torch.float64) + 0.5) / w)[None, :]
+    out, masks = [], []
+    for f in range(frames):
+        dx, dy = xs - centres[f, 0], ys - centres[f, 1]
+        inside = (dx.square() + dy.square() <= (radii[f] + PATH_PAD) ** 2).to(still.device)
+        scale = radii[0] / radii[f]  # back to the first frame: undo the move, then the growth
+        src_x = ((centres[0, 0] + dx * scale) * w - 0.5).round().long().clamp(0, w - 1).expand(h, w)
+        src_y = ((centres[0, 1] + dy * scale) * h - 0.5).round().long().clamp(0, h - 1).expand(h, w)
+        out.append(torch.where(inside, disc[:, src_y.to(disc.device), src_x.to(disc.device)], still))
+        masks.append(inside)
+    return torch.stack(out, 1), torch.stack(masks)
 
 
 def trained_noise_shared(path: str | os.PathLike) -> float:
     """The ``noise_shared`` a video model was trained with (its ``training.json``; 0 when absent)."""
     info = Path(path) / "training.json"
     return float(json.loads(info.read_text()).get("noise_shared", 0.0)) if info.is_file() else 0.0
+
+
+def trained_noise_warp(path: str | os.PathLike) -> bool:
+    """Whether a video model was trained with its noise carried along the shapes' paths (``--noise-warp``):
+    then sampling carries it along a path drawn for the prompt (``genkit.data.video.prompt_path``)."""
+    info = Path(path) / "training.json"
+    return bool(json.loads(info.read_text()).get("noise_warp", False)) if info.is_file() else False
 
 
 def load_video(
@@ -63,17 +122,25 @@ def generate_clips(
     guidance: float = 4.0,
     noise_shared: float = 0.0,
     reverse_noise: bool = False,
+    paths: list | None = None,
 ) -> torch.Tensor:
     """Clips (N, T, 3, H, W) in [-1, 1], clip i from ``prompts[i]`` with ``seeds[i]``, at the UNet's size,
     from ``video_noise`` with ``noise_shared`` (the model's ``trained_noise_shared``). ``reverse_noise``
     gives each frame the noise of the frame at the mirror position (a diagnostic: a model whose motion
-    follows the caption keeps its direction, one whose motion follows the noise reverses it)."""
+    follows the caption keeps its direction, one whose motion follows the noise reverses it). ``paths[i]``
+    carries a disc of clip i's shared noise along a path (``video_noise``; for a model trained with
+    ``--noise-warp``, ``genkit.data.video.prompt_path(prompts[i], frames, seeds[i])``)."""
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     c, h = pipe.unet.config.in_channels, size // pipe.vae_scale_factor
     latents = torch.cat(
         [
-            video_noise((1, c, frames, h, h), noise_shared, torch.Generator("cpu").manual_seed(s))
-            for s in seeds
+            video_noise(
+                (1, c, frames, h, h),
+                noise_shared,
+                torch.Generator("cpu").manual_seed(s),
+                paths=None if paths is None else [paths[i]],
+            )
+            for i, s in enumerate(seeds)
         ]
     )
     if reverse_noise:
