@@ -6,8 +6,10 @@ Rows (each over seen prompts of the training split and every held-out (colour, s
 - ``shuffled``: the same real clips with their frames in a random order (the FVD control: right frames,
   wrong motion),
 - ``video``: the video model (``--model``, the bundled ``video-shapes``), from the noise prior it was
-  trained with (``video_independent_noise``: the same model from independent noise per frame, what a plain
-  ``AnimateDiffPipeline`` call draws),
+  trained with (for a model trained with ``--noise-warp``, the noise carried along a path drawn for each
+  prompt by ``genkit.data.video.prompt_path``; ``video_no_warp``: the same model with the noise held
+  still, what it makes of the caption's words alone; ``video_independent_noise``: the same model from
+  independent noise per frame, what a plain ``AnimateDiffPipeline`` call draws),
 - ``image_per_frame``: the video model with its motion modules' output projections zeroed, i.e. the
   image model it animates applied to every frame (what the untrained video model is): no coherent motion.
 
