@@ -266,19 +266,25 @@ def _evaluate_images(pipe, cfg: EvalConfig, device: str) -> dict[str, dict]:
 
 def evaluate_video(pipe, cfg: EvalConfig, device: str) -> dict[str, dict]:
     """The video metrics (``genkit.metrics.video.score_clips``) of an AnimateDiff pipeline's clips of the
-    moving-shapes prompts of each split, at the video classifier's frame count."""
-    from genkit.data.video import video_prompt_set
+    moving-shapes prompts of each split, at the video classifier's frame count (for a model trained with
+    ``--noise-warp``, the noise carried along a path drawn for each prompt, as ``genkit video`` does)."""
+    from genkit.data.video import prompt_path, video_prompt_set
     from genkit.loading import resolve_model
     from genkit.metrics.video import load_video_classifier, real_video_features, score_clips
-    from genkit.pipelines.video import generate_clips, trained_noise_shared
+    from genkit.pipelines.video import generate_clips, trained_noise_shared, trained_noise_warp
 
-    shared = trained_noise_shared(resolve_model(cfg.model))
+    shared, warp = (
+        trained_noise_shared(resolve_model(cfg.model)),
+        trained_noise_warp(resolve_model(cfg.model)),
+    )
     classifier = load_video_classifier(cfg.oracle, device)
     reference = real_video_features(classifier, cfg.num_real)
     results: dict[str, dict] = {}
     for split in ["train", "heldout"] if cfg.split == "both" else [cfg.split]:
         prompts = [p for p in video_prompt_set(split, cfg.num_prompts) for _ in range(cfg.num_images)]
         seeds = [cfg.seed + i % cfg.num_images for i in range(len(prompts))]
+        frames = classifier.config.frames
+        paths = [prompt_path(p, frames, s) if warp else None for p, s in zip(prompts, seeds, strict=True)]
         t0, clips = time.perf_counter(), []
         for i in range(0, len(prompts), 8):
             clips.append(
@@ -286,10 +292,11 @@ def evaluate_video(pipe, cfg: EvalConfig, device: str) -> dict[str, dict]:
                     pipe,
                     prompts[i : i + 8],
                     seeds[i : i + 8],
-                    classifier.config.frames,
+                    frames,
                     cfg.steps or 25,
                     cfg.guidance,
                     shared,
+                    paths=paths[i : i + 8],
                 )
             )
         secs = time.perf_counter() - t0
