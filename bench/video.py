@@ -83,9 +83,9 @@ def generate(
     out, t0 = [], time.perf_counter()
     for i in range(0, len(prompts), batch):
         chunk, chunk_seeds = prompts[i : i + batch], seeds[i : i + batch]
-        paths = [prompt_path(p, frames, s) for p, s in zip(chunk, chunk_seeds, strict=True)] if warp else None
+        path_fn = prompt_path if warp else None
         out.append(
-            generate_clips(pipe, chunk, chunk_seeds, frames, steps, guidance, shared, reverse_noise, paths)
+            generate_clips(pipe, chunk, chunk_seeds, frames, steps, guidance, shared, reverse_noise, path_fn)
         )
     return torch.cat(out), (time.perf_counter() - t0) / len(prompts)
 

@@ -123,10 +123,11 @@ def video(cfg: VideoConfig) -> tuple[Path, int]:
     records = []
     jobs = [(i, p, j) for i, p in enumerate(cfg.prompt) for j in range(cfg.num_videos)]
     for i, prompt, j in tqdm(jobs, desc="video", unit="clip", disable=len(jobs) == 1):
-        noise_path = prompt_path(prompt, cfg.frames, cfg.seed + j) if warp else None
+        path_fn = prompt_path if warp else None
         clip = generate_clips(
-            pipe, [prompt], [cfg.seed + j], cfg.frames, cfg.steps, cfg.guidance, shared, paths=[noise_path]
+            pipe, [prompt], [cfg.seed + j], cfg.frames, cfg.steps, cfg.guidance, shared, path_fn=path_fn
         )[0]
+        noise_path = prompt_path(prompt, cfg.frames, cfg.seed + j) if warp else None  # for the metadata
         frames = clip_to_uint8(clip.numpy(), cfg.scale)
         stem = f"{i:03d}_{j:02d}-{_slug(prompt)}"
         for suffix in (".mp4", ".gif"):

@@ -273,18 +273,14 @@ def evaluate_video(pipe, cfg: EvalConfig, device: str) -> dict[str, dict]:
     from genkit.metrics.video import load_video_classifier, real_video_features, score_clips
     from genkit.pipelines.video import generate_clips, trained_noise_shared, trained_noise_warp
 
-    shared, warp = (
-        trained_noise_shared(resolve_model(cfg.model)),
-        trained_noise_warp(resolve_model(cfg.model)),
-    )
+    model = resolve_model(cfg.model)
+    shared, path_fn = trained_noise_shared(model), prompt_path if trained_noise_warp(model) else None
     classifier = load_video_classifier(cfg.oracle, device)
     reference = real_video_features(classifier, cfg.num_real)
     results: dict[str, dict] = {}
     for split in ["train", "heldout"] if cfg.split == "both" else [cfg.split]:
         prompts = [p for p in video_prompt_set(split, cfg.num_prompts) for _ in range(cfg.num_images)]
         seeds = [cfg.seed + i % cfg.num_images for i in range(len(prompts))]
-        frames = classifier.config.frames
-        paths = [prompt_path(p, frames, s) if warp else None for p, s in zip(prompts, seeds, strict=True)]
         t0, clips = time.perf_counter(), []
         for i in range(0, len(prompts), 8):
             clips.append(
@@ -292,11 +288,11 @@ def evaluate_video(pipe, cfg: EvalConfig, device: str) -> dict[str, dict]:
                     pipe,
                     prompts[i : i + 8],
                     seeds[i : i + 8],
-                    frames,
+                    classifier.config.frames,
                     cfg.steps or 25,
                     cfg.guidance,
                     shared,
-                    paths=paths[i : i + 8],
+                    path_fn=path_fn,
                 )
             )
         secs = time.perf_counter() - t0

@@ -122,14 +122,14 @@ def generate_clips(
     guidance: float = 4.0,
     noise_shared: float = 0.0,
     reverse_noise: bool = False,
-    paths: list | None = None,
+    path_fn=None,
 ) -> torch.Tensor:
     """Clips (N, T, 3, H, W) in [-1, 1], clip i from ``prompts[i]`` with ``seeds[i]``, at the UNet's size,
     from ``video_noise`` with ``noise_shared`` (the model's ``trained_noise_shared``). ``reverse_noise``
     gives each frame the noise of the frame at the mirror position (a diagnostic: a model whose motion
-    follows the caption keeps its direction, one whose motion follows the noise reverses it). ``paths[i]``
-    carries a disc of clip i's shared noise along a path (``video_noise``; for a model trained with
-    ``--noise-warp``, ``genkit.data.video.prompt_path(prompts[i], frames, seeds[i])``)."""
+    follows the caption keeps its direction, one whose motion follows the noise reverses it). ``path_fn``
+    (prompt, frames, seed) -> path or None carries a disc of each clip's shared noise along a path
+    (``video_noise``; for a model trained with ``--noise-warp``, ``genkit.data.video.prompt_path``)."""
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     c, h = pipe.unet.config.in_channels, size // pipe.vae_scale_factor
     latents = torch.cat(
@@ -138,7 +138,7 @@ def generate_clips(
                 (1, c, frames, h, h),
                 noise_shared,
                 torch.Generator("cpu").manual_seed(s),
-                paths=None if paths is None else [paths[i]],
+                paths=None if path_fn is None else [path_fn(prompts[i], frames, s)],
             )
             for i, s in enumerate(seeds)
         ]
