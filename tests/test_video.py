@@ -120,21 +120,32 @@ def test_warped_noise_carries_a_disc_along_the_path_and_stays_standard_normal(mo
     assert torch.equal(still, video_noise(shape, 0.5, torch.Generator().manual_seed(0), paths=[None] * 2))
     t = np.linspace(0, 1, 16)[:, None]
     move = (np.array([0.25, 0.5]) + t * np.array([0.5, 0.0]), np.full(16, 0.1))  # 8 px right, radius 1.6
-    # the real noise: N(0, I) per frame; the disc's frames agree more (0.9) than the background's (0.5)
+    # the real noise: N(0, I) per frame; the disc's frames agree more (0.9, with the sign of its flip)
+    # than the background's (0.5)
     big = video_noise((64, 4, 16, 16, 16), 0.5, torch.Generator().manual_seed(1), paths=[move] * 64)
     assert abs(big.std().item() - 1) < 0.01 and abs(big.mean().item()) < 0.01
     first, last = big[:, :, 0, 6:10, 3:5], big[:, :, 15, 6:10, 11:13]  # the disc at the start and end
-    assert abs((first * last).mean().item() - 0.9) < 0.1  # about 0.03 of sampling error
+    assert abs((first * last).mean().item() + 0.9) < 0.1  # frame 15 is flipped; about 0.03 of sampling error
+    assert abs((first * big[:, :, 14, 6:10, 10:12]).mean().item() - 0.9) < 0.1  # frame 14 is not
     assert abs((big[:, :, 0, :, 7:9] * big[:, :, 15, :, 7:9]).mean().item() - 0.5) < 0.1  # background
     # the shared part alone (no per-frame noise), to read where it goes
     monkeypatch.setattr(pv, "PATH_SHARED", 1.0)
     x = video_noise(shape, 1.0 - 1e-12, torch.Generator().manual_seed(0), paths=[move, None])
-    # frame 15: the disc around (12, 8) px is frame 0's disc around (4, 8) moved 8 px right ...
-    assert torch.allclose(x[0, :, 15, 6:10, 11:13], x[0, :, 0, 6:10, 3:5], atol=1e-4)
+    # frame 15: the disc around (12, 8) px is frame 0's disc around (4, 8) moved 8 px right, sign flipped ...
+    assert torch.allclose(x[0, :, 15, 6:10, 11:13], -x[0, :, 0, 6:10, 3:5], atol=1e-4)
     # ... the background far from both discs is still, and the disc's noise is not the background's
     assert torch.allclose(x[0, :, 15, :, 7:9], x[0, :, 0, :, 7:9], atol=1e-4)
     assert not torch.allclose(x[0, :, 15, 6:10, 11:13], x[0, :, 0, 6:10, 11:13], atol=0.5)
     assert torch.allclose(x[1], x[1, :, :1].expand_as(x[1]), atol=1e-4)  # no path: held still
+    # a disc that only grows is marked too: its middle alternates, and each frame's disc is centred
+    grow = (np.full((16, 2), 0.5), np.linspace(0.1, 0.3, 16))
+    g = torch.Generator().manual_seed(2)
+    noise, inside = pv._carried(
+        torch.randn(4, 16, 16, generator=g), torch.randn(4, 16, 16, generator=g), grow, 16
+    )
+    assert inside[0].sum() < inside[15].sum() and torch.equal(inside[0] & inside[15], inside[0])
+    assert (noise[:, 1:, 7:9, 7:9] * noise[:, :-1, 7:9, 7:9]).mean() < -0.5
+    assert torch.allclose((noise * inside).sum((-2, -1)), torch.zeros(4, 16), atol=1e-4)
     with pytest.raises(ValueError, match="1 paths for 2 clips"):
         video_noise(shape, 0.5, paths=[move])
 

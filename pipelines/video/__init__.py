@@ -44,11 +44,15 @@ def video_noise(
     ``paths[i]`` = (centres (T, 2) as (x, y) fractions of the side, radii (T,)) carries a disc of clip i's
     shared noise along a shape's path (noise warping, as Go-with-the-Flow warps noise along the optical
     flow): inside the disc (radius + ``PATH_PAD``) frame f's shared noise is the disc's own noise at the
-    point it came from in the first frame (moved with the centre, scaled with the radius), and it makes up
-    ``PATH_SHARED`` of the variance there (so the disc also stands out from the background when it only
-    grows); outside it, the still background noise. Disc and background are independent draws, so every
-    frame stays N(0, I). A ``None`` path (for all clips, or one) leaves the shared noise still; the draws
-    before it are unchanged."""
+    point it came from in the first frame (moved with the centre, scaled with the radius), centred over the
+    disc and with its sign flipped every other frame, and it makes up ``PATH_SHARED`` of the variance
+    there; outside it, the still background noise. The flip marks the disc in every frame, whether it
+    moves or only grows: a pixel's noise alternates while the disc covers it and stays still outside it (a
+    disc carried without the flip stands out only where it moves, and the model did not learn growing or
+    shrinking from it); the centring keeps the flip from moving the frame's mean, which sets the
+    background's grey. Disc and background are independent draws, so every frame stays N(0, I) (up to the
+    one degree of freedom the centring takes). A ``None`` path (for all clips, or one) leaves the shared
+    noise still; the draws before it are unchanged."""
     n, c, t, h, w = shape
     common = torch.randn((n, c, 1, h, w), generator=generator, device=device)
     own = torch.randn(tuple(shape), generator=generator, device=device)
@@ -81,7 +85,14 @@ def _carried(still: torch.Tensor, disc: torch.Tensor, path, frames: int) -> tupl
         scale = radii[0] / radii[f]  # back to the first frame: undo the move, then the growth
         src_x = ((centres[0, 0] + dx * scale) * w - 0.5).round().long().clamp(0, w - 1).expand(h, w)
         src_y = ((centres[0, 1] + dy * scale) * h - 0.5).round().long().clamp(0, h - 1).expand(h, w)
-        out.append(torch.where(inside, disc[:, src_y.to(disc.device), src_x.to(disc.device)], still))
+        carried = disc[:, src_y.to(disc.device), src_x.to(disc.device)]
+        # the disc's noise flips sign every frame (it marks the shape's pixels); it is centred over the disc
+        # first, so that the flip does not move the frame's mean (which sets the background's grey)
+        n = inside.sum().clamp_min(2)
+        mean = (carried * inside).sum((-2, -1), keepdim=True) / n
+        carried = (carried - mean) * (n / (n - 1)).sqrt()
+        sign = 1.0 if f % 2 == 0 else -1.0
+        out.append(torch.where(inside, sign * carried, still))
         masks.append(inside)
     return torch.stack(out, 1), torch.stack(masks)
 
