@@ -80,10 +80,9 @@ def generate(
 ) -> tuple[torch.Tensor, float]:
     """Clips of ``prompts``; ``warp``: the shared noise carried along a path drawn for each prompt."""
     seeds = seeds or [1000 + i for i in range(len(prompts))]
-    out, t0 = [], time.perf_counter()
+    out, t0, path_fn = [], time.perf_counter(), prompt_path if warp else None
     for i in range(0, len(prompts), batch):
         chunk, chunk_seeds = prompts[i : i + batch], seeds[i : i + batch]
-        path_fn = prompt_path if warp else None
         out.append(
             generate_clips(pipe, chunk, chunk_seeds, frames, steps, guidance, shared, reverse_noise, path_fn)
         )
@@ -171,11 +170,8 @@ def main(argv=None) -> int:
             print(f"  {name} {split} done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
 
     path = resolve_model(args.model)
-    pipe, shared, warp = (
-        load_pipeline(path, "dpm", device),
-        trained_noise_shared(path),
-        trained_noise_warp(path),
-    )
+    pipe = load_pipeline(path, "dpm", device)
+    shared, warp = trained_noise_shared(path), trained_noise_warp(path)
     control: dict[str, dict] = {}
 
     def control_of(name, pipe, shared, warp):
@@ -200,9 +196,10 @@ def main(argv=None) -> int:
     for other in args.compare:
         p = resolve_model(other)
         name = Path(other).parent.name if Path(other).name == "model" else Path(other).name
-        other_pipe, other_shared = load_pipeline(p, "dpm", device), trained_noise_shared(p)
-        run(name, other_pipe, other_shared, trained_noise_warp(p))
-        control_of(name, other_pipe, other_shared, trained_noise_warp(p))
+        other_pipe = load_pipeline(p, "dpm", device)
+        other_shared, other_warp = trained_noise_shared(p), trained_noise_warp(p)
+        run(name, other_pipe, other_shared, other_warp)
+        control_of(name, other_pipe, other_shared, other_warp)
 
     v = rows["video"]
     result = {

@@ -122,8 +122,8 @@ def video(cfg: VideoConfig) -> tuple[Path, int]:
         raise GenkitError(f"--frames must be at most {max_frames} for {model!r}")
     records = []
     jobs = [(i, p, j) for i, p in enumerate(cfg.prompt) for j in range(cfg.num_videos)]
+    path_fn = prompt_path if warp else None
     for i, prompt, j in tqdm(jobs, desc="video", unit="clip", disable=len(jobs) == 1):
-        path_fn = prompt_path if warp else None
         clip = generate_clips(
             pipe, [prompt], [cfg.seed + j], cfg.frames, cfg.steps, cfg.guidance, shared, path_fn=path_fn
         )[0]

@@ -97,17 +97,21 @@ def _carried(still: torch.Tensor, disc: torch.Tensor, path, frames: int) -> tupl
     return torch.stack(out, 1), torch.stack(masks)
 
 
+def _training(path: str | os.PathLike) -> dict:
+    """A video model's ``training.json`` (empty when absent)."""
+    info = Path(path) / "training.json"
+    return json.loads(info.read_text()) if info.is_file() else {}
+
+
 def trained_noise_shared(path: str | os.PathLike) -> float:
     """The ``noise_shared`` a video model was trained with (its ``training.json``; 0 when absent)."""
-    info = Path(path) / "training.json"
-    return float(json.loads(info.read_text()).get("noise_shared", 0.0)) if info.is_file() else 0.0
+    return float(_training(path).get("noise_shared", 0.0))
 
 
 def trained_noise_warp(path: str | os.PathLike) -> bool:
     """Whether a video model was trained with its noise carried along the shapes' paths (``--noise-warp``):
     then sampling carries it along a path drawn for the prompt (``genkit.data.video.prompt_path``)."""
-    info = Path(path) / "training.json"
-    return bool(json.loads(info.read_text()).get("noise_warp", False)) if info.is_file() else False
+    return bool(_training(path).get("noise_warp", False))
 
 
 def load_video(
