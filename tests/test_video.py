@@ -32,6 +32,7 @@ from genkit.metrics.video import (
 )
 from genkit.models.presets import UNET_PRESETS
 from genkit.models.video import (
+    IMAGE_LAYERS,
     NewRowsOnly,
     add_image_lora,
     add_words,
@@ -239,6 +240,28 @@ def test_image_lora_starts_at_zero_and_fuses_into_the_exported_image_unet():
         # only the cross-attention moved away from the image UNet's weights
         moved = {k for k, v in image.state_dict().items() if not torch.equal(v, unet.state_dict()[k])}
         assert moved and all(".attn2." in k for k in moved)
+
+
+def test_image_lora_on_all_image_layers_reaches_the_convolutions_and_fuses():
+    unet = _dummy_unet()
+    video = video_unet(unet, heads=4).eval()
+    video.freeze_unet2d_params()
+    x, ts, states = torch.randn(2, 4, 3, 8, 8), torch.tensor([10, 700]), torch.randn(6, 6, 32)
+    add_image_lora(video, rank=2, target_modules=IMAGE_LAYERS)
+    lora = [n for n, p in video.named_parameters() if p.requires_grad and "lora_" in n]
+    assert not any("motion_modules" in n for n in lora)
+    for part in (".attn1.", ".attn2.", ".ff.net.", ".conv1.", ".conv2."):
+        assert any(part in n for n in lora), part
+    with torch.no_grad():
+        for n, p in video.named_parameters():
+            if "lora_" in n:
+                p.normal_(std=0.2)
+        trained = video(x, ts, states).sample
+        image = image_unet_of(video, unet)
+        rebuilt = UNetMotionModel.from_unet2d(image, motion_adapter_of(video)).eval()
+        assert torch.allclose(rebuilt(x, ts, states).sample, trained, atol=1e-4)
+        moved = {k for k, v in image.state_dict().items() if not torch.equal(v, unet.state_dict()[k])}
+        assert any("resnets" in k and "conv1" in k for k in moved)
 
 
 def test_new_words_train_only_their_rows():

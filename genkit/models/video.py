@@ -11,8 +11,8 @@ existing ones); ``NewRowsOnly`` masks the gradient of the old rows so that every
 encodes exactly as before.
 
 ``add_image_lora(unet, rank)`` puts a zero-initialised peft LoRA on the image layers' cross-attention
-(trained with the motion modules); ``image_unet_of`` fuses it back into a plain ``UNet2DConditionModel``
-for export.
+(``IMAGE_CROSS_ATTENTION``) or on all their projections and convolutions (``IMAGE_LAYERS``), trained with
+the motion modules; ``image_unet_of`` fuses it back into a plain ``UNet2DConditionModel`` for export.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tokenizers import AddedToken
 
 __all__ = [
     "IMAGE_CROSS_ATTENTION",
+    "IMAGE_LAYERS",
     "NewRowsOnly",
     "add_image_lora",
     "add_words",
@@ -35,6 +36,9 @@ __all__ = [
 # the projections of the image layers' cross-attention (the text's only way in); not those of the motion
 # modules, whose ``attn2`` is a second attention over frames
 IMAGE_CROSS_ATTENTION = r"^(?!.*motion_modules).*\.attn2\.(to_q|to_k|to_v|to_out\.0)$"
+# every projection of the image layers' attention and feed-forward, and their resnets' convolutions: what
+# lays out the shapes (their size, where they go), not only what the text says
+IMAGE_LAYERS = r"^(?!.*motion_modules).*\.(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2)|resnets\.\d+\.conv[12])$"
 
 
 def zero_motion_outputs(model: MotionAdapter | UNetMotionModel) -> MotionAdapter | UNetMotionModel:
@@ -80,13 +84,14 @@ def motion_adapter_of(unet: UNetMotionModel) -> MotionAdapter:
     return adapter.to(unet.device, unet.dtype)
 
 
-def add_image_lora(unet: UNetMotionModel, rank: int) -> None:
-    """A peft LoRA of ``rank`` on the cross-attention of ``unet``'s image layers (AnimateDiff v3's "domain
-    adapter" on the text path), trainable with the motion modules; the image weights stay frozen. LoRA's B
-    starts at zero, so the untrained model is still the image model on every frame."""
+def add_image_lora(unet: UNetMotionModel, rank: int, target_modules: str = IMAGE_CROSS_ATTENTION) -> None:
+    """A peft LoRA of ``rank`` on ``target_modules`` of ``unet``'s image layers (a regex; by default their
+    cross-attention, AnimateDiff v3's "domain adapter" on the text path; ``IMAGE_LAYERS``: all of them),
+    trainable with the motion modules; the image weights stay frozen. LoRA's B starts at zero, so the
+    untrained model is still the image model on every frame."""
     from peft import LoraConfig
 
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=IMAGE_CROSS_ATTENTION))
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=target_modules))
     for name, p in unet.named_parameters():  # peft froze everything but the LoRA
         if "motion_modules" in name:
             p.requires_grad_(True)

@@ -3,7 +3,7 @@
 The image model (``--base``, the bundled ``text2img-shapes`` by default) stays frozen: its UNet becomes a
 diffusers ``UNetMotionModel`` whose zero-initialised motion modules (``genkit.models.video``) are the only
 trained layers, with the embedding rows of the motion words its tokenizer did not know ("moving", "up",
-"growing"...), and optionally (``--image-lora-rank``) a LoRA on the image layers' cross-attention, fused
+"growing"...), and optionally (``--image-lora-rank``) a LoRA on the image layers (``--image-lora-layers``), fused
 into the exported image UNet. Every frame of a clip shares the clip's noise level and caption; the loss is
 the image model's (v-prediction on its zero-terminal-SNR schedule) over all frames. The noise of a clip is
 PYoCo's mixed noise: a share (``--noise-shared``, 0.5) of its variance is one draw for every frame, the
@@ -34,6 +34,8 @@ from genkit.data.video import MOTIONS, VideoDataset, time_reversed
 from genkit.loading import load_pipeline, resolve_model
 from genkit.models.text import tokenize
 from genkit.models.video import (
+    IMAGE_CROSS_ATTENTION,
+    IMAGE_LAYERS,
     NewRowsOnly,
     add_image_lora,
     add_words,
@@ -78,8 +80,16 @@ class VideoTrainConfig:
     image_lora_rank: int = field(
         default=0,
         metadata={
-            "help": "rank of a LoRA on the image layers' cross-attention, trained with the motion modules "
+            "help": "rank of a LoRA on the image layers (--image-lora-layers), trained with the motion modules "
             "and fused into the exported image UNet (0: none)"
+        },
+    )
+    image_lora_layers: str = field(
+        default="cross-attention",
+        metadata={
+            "help": "where the image-layer LoRA goes: the cross-attention, or every attention and "
+            "feed-forward projection and resnet convolution of the image layers",
+            "choices": ["cross-attention", "all"],
         },
     )
     noise_shared: float = field(
@@ -222,7 +232,8 @@ def train_video(cfg: VideoTrainConfig) -> Path:
     unet = video_unet(base.unet, heads=cfg.motion_heads)
     unet.freeze_unet2d_params()
     if cfg.image_lora_rank:
-        add_image_lora(unet, cfg.image_lora_rank)
+        layers = IMAGE_LAYERS if cfg.image_lora_layers == "all" else IMAGE_CROSS_ATTENTION
+        add_image_lora(unet, cfg.image_lora_rank, layers)
     noise_scheduler = DDPMScheduler.from_config(base.scheduler.config)
 
     cache = VideoLatentCache(vae, cfg.num_train_clips, cfg.frames, cfg.seed)
