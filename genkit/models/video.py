@@ -38,7 +38,10 @@ __all__ = [
 IMAGE_CROSS_ATTENTION = r"^(?!.*motion_modules).*\.attn2\.(to_q|to_k|to_v|to_out\.0)$"
 # every projection of the image layers' attention and feed-forward, and their resnets' convolutions: what
 # lays out the shapes (their size, where they go), not only what the text says
-IMAGE_LAYERS = r"^(?!.*motion_modules).*\.(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2)|resnets\.\d+\.conv[12])$"
+IMAGE_LAYERS = (
+    r"^(?!.*motion_modules).*\."
+    r"(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2)|resnets\.\d+\.conv[12])$"
+)
 
 
 def zero_motion_outputs(model: MotionAdapter | UNetMotionModel) -> MotionAdapter | UNetMotionModel:

@@ -3,8 +3,8 @@
 The image model (``--base``, the bundled ``text2img-shapes`` by default) stays frozen: its UNet becomes a
 diffusers ``UNetMotionModel`` whose zero-initialised motion modules (``genkit.models.video``) are the only
 trained layers, with the embedding rows of the motion words its tokenizer did not know ("moving", "up",
-"growing"...), and optionally (``--image-lora-rank``) a LoRA on the image layers (``--image-lora-layers``), fused
-into the exported image UNet. Every frame of a clip shares the clip's noise level and caption; the loss is
+"growing"...), and optionally (``--image-lora-rank``) a LoRA on the image layers (``--image-lora-layers``:
+their cross-attention or all of them), fused into the exported image UNet. Every frame of a clip shares the clip's noise level and caption; the loss is
 the image model's (v-prediction on its zero-terminal-SNR schedule) over all frames. The noise of a clip is
 PYoCo's mixed noise: a share (``--noise-shared``, 0.5) of its variance is one draw for every frame, the
 rest drawn per frame, so each frame's noise is still N(0, I) (the frozen image layers see what they know)
