@@ -4,14 +4,15 @@ The image model (``--base``, the bundled ``text2img-shapes`` by default) stays f
 diffusers ``UNetMotionModel`` whose zero-initialised motion modules (``genkit.models.video``) are the only
 trained layers, with the embedding rows of the motion words its tokenizer did not know ("moving", "up",
 "growing"...), and optionally (``--image-lora-rank``) a LoRA on the image layers (``--image-lora-layers``:
-their cross-attention or all of them), fused into the exported image UNet. Every frame of a clip shares the clip's noise level and caption; the loss is
-the image model's (v-prediction on its zero-terminal-SNR schedule) over all frames. The noise of a clip is
-PYoCo's mixed noise: a share (``--noise-shared``, 0.5) of its variance is one draw for every frame, the
-rest drawn per frame, so each frame's noise is still N(0, I) (the frozen image layers see what they know)
-while the frames start out correlated; with independent noise the frames of a sample fell apart into
-groups that each chose their own layout. ``--reversed-pairs`` (experimental) fills half of each batch with
-the other half played backwards under the opposite caption and the same noise. Latents of a seeded set of
-procedural clips (``genkit.data.video``) are cached once, as ``genkit train text2img`` caches images'.
+their cross-attention or all of them), fused into the exported image UNet. Every frame of a clip shares the
+clip's noise level and caption; the loss is the image model's (v-prediction on its zero-terminal-SNR
+schedule) over all frames. The noise of a clip is PYoCo's mixed noise: a share (``--noise-shared``, 0.5) of
+its variance is one draw for every frame, the rest drawn per frame, so each frame's noise is still N(0, I)
+(the frozen image layers see what they know) while the frames start out correlated; with independent noise
+the frames of a sample fell apart into groups that each chose their own layout. ``--reversed-pairs``
+(experimental) fills half of each batch with the other half played backwards under the opposite caption and
+the same noise. Latents of a seeded set of procedural clips (``genkit.data.video``) are cached once, as
+``genkit train text2img`` caches images'.
 
 The result is a diffusers ``AnimateDiffPipeline`` folder (``model/``) with the base's VAE, image UNet,
 text encoder (plus the new rows), tokenizer (plus the new words) and scheduler, and the trained
@@ -80,8 +81,8 @@ class VideoTrainConfig:
     image_lora_rank: int = field(
         default=0,
         metadata={
-            "help": "rank of a LoRA on the image layers (--image-lora-layers), trained with the motion modules "
-            "and fused into the exported image UNet (0: none)"
+            "help": "rank of a LoRA on the image layers (--image-lora-layers), trained with the motion "
+            "modules and fused into the exported image UNet (0: none)"
         },
     )
     image_lora_layers: str = field(
