@@ -24,6 +24,7 @@ from tokenizers import AddedToken
 __all__ = [
     "IMAGE_CROSS_ATTENTION",
     "IMAGE_LAYERS",
+    "IMAGE_LORA_TARGETS",
     "NewRowsOnly",
     "add_image_lora",
     "add_words",
@@ -42,6 +43,8 @@ IMAGE_LAYERS = (
     r"^(?!.*motion_modules).*\."
     r"(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2)|resnets\.\d+\.conv[12])$"
 )
+# ``genkit train video --image-lora-layers``
+IMAGE_LORA_TARGETS = {"cross-attention": IMAGE_CROSS_ATTENTION, "all": IMAGE_LAYERS}
 
 
 def zero_motion_outputs(model: MotionAdapter | UNetMotionModel) -> MotionAdapter | UNetMotionModel:

@@ -35,8 +35,7 @@ from genkit.data.video import MOTIONS, VideoDataset, time_reversed
 from genkit.loading import load_pipeline, resolve_model
 from genkit.models.text import tokenize
 from genkit.models.video import (
-    IMAGE_CROSS_ATTENTION,
-    IMAGE_LAYERS,
+    IMAGE_LORA_TARGETS,
     NewRowsOnly,
     add_image_lora,
     add_words,
@@ -90,7 +89,7 @@ class VideoTrainConfig:
         metadata={
             "help": "where the image-layer LoRA goes: the cross-attention, or every attention and "
             "feed-forward projection and resnet convolution of the image layers",
-            "choices": ["cross-attention", "all"],
+            "choices": list(IMAGE_LORA_TARGETS),
         },
     )
     noise_shared: float = field(
@@ -144,6 +143,8 @@ class VideoTrainConfig:
             raise GenkitError("caption-dropout must be in [0, 1)")
         if self.image_lora_rank < 0:
             raise GenkitError("--image-lora-rank must be >= 0")
+        if self.image_lora_layers not in IMAGE_LORA_TARGETS:
+            raise GenkitError(f"--image-lora-layers must be one of {', '.join(IMAGE_LORA_TARGETS)}")
         if self.reversed_pairs and self.batch_size % 2:
             raise GenkitError(f"--reversed-pairs needs an even --batch-size, got {self.batch_size}")
         if not 0 <= self.noise_shared < 1:
@@ -233,8 +234,7 @@ def train_video(cfg: VideoTrainConfig) -> Path:
     unet = video_unet(base.unet, heads=cfg.motion_heads)
     unet.freeze_unet2d_params()
     if cfg.image_lora_rank:
-        layers = IMAGE_LAYERS if cfg.image_lora_layers == "all" else IMAGE_CROSS_ATTENTION
-        add_image_lora(unet, cfg.image_lora_rank, layers)
+        add_image_lora(unet, cfg.image_lora_rank, IMAGE_LORA_TARGETS[cfg.image_lora_layers])
     noise_scheduler = DDPMScheduler.from_config(base.scheduler.config)
 
     cache = VideoLatentCache(vae, cfg.num_train_clips, cfg.frames, cfg.seed)
