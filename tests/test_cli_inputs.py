@@ -73,6 +73,7 @@ CASES = [
     (["train", "video", "--batch-size", "0"], "must be positive"),
     (["train", "video", "--noise-warp", "--noise-shared", "0"], "it needs --noise-shared > 0"),
     (["train", "video", "--noise-warp", "--reversed-pairs"], "do not go together"),
+    (["train", "video", "--temporal-loss", "-1"], "--temporal-loss must be >= 0"),
     (["train", "video", "--base", "student-shapes", "--out", "{t}/d3"], "--base must be a Stable Diffusion"),
     (["train", "video-classifier", "--frames", "6"], "--frames must be a positive multiple of 4"),
     (

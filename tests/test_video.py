@@ -42,7 +42,12 @@ from genkit.models.video import (
     zero_motion_outputs,
 )
 from genkit.pipelines.video import generate_clips, load_video, video_noise
-from genkit.training.video import VideoTrainConfig, reversed_pairs, train_video
+from genkit.training.video import (
+    VideoTrainConfig,
+    frame_difference_loss,
+    reversed_pairs,
+    train_video,
+)
 
 
 def test_video_splits_and_captions():
@@ -290,6 +295,19 @@ def tiny_video_run(tmp_path_factory):
     return cfg, train_video(cfg)
 
 
+def test_frame_difference_loss_counts_only_errors_that_change_between_frames():
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(2, 4, 8, 4, 4, generator=g)
+    shared = torch.randn(2, 4, 1, 4, 4, generator=g).expand_as(target)  # the same error in every frame
+    assert frame_difference_loss(target + shared, target) < 1e-12  # rounding only
+    independent = torch.randn(target.shape, generator=g)  # a new error every frame: twice the plain loss
+    ratio = frame_difference_loss(target + independent, target) / independent.pow(2).mean()
+    assert abs(ratio.item() - 2) < 0.15
+    step = torch.zeros_like(target)
+    step[:, :, 4:] = 1.0  # a background that changes grey once, half-way: one of 7 frame pairs
+    assert frame_difference_loss(target + step, target).item() == pytest.approx(1 / 7)
+
+
 def test_reversed_pairs_train(tiny_video_run, tmp_path):
     cfg, _ = tiny_video_run
     pairs = VideoTrainConfig(
@@ -300,11 +318,13 @@ def test_reversed_pairs_train(tiny_video_run, tmp_path):
         batch_size=2,
         num_train_clips=4,
         reversed_pairs=True,
+        temporal_loss=1.0,
         device="cpu",
     )
     model = train_video(pairs)
     info = json.loads((model / "training.json").read_text())
     assert info["reversed_pairs"] is True and info["noise_warp"] is False
+    assert info["temporal_loss"] == 1.0
 
 
 def test_trained_video_model_loads_in_diffusers_animatediff(tiny_video_run):

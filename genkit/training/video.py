@@ -114,6 +114,14 @@ class VideoTrainConfig:
             "Go-with-the-Flow); sampling then carries it along a path drawn for the prompt's motion words"
         },
     )
+    temporal_loss: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of a second loss on the change of the prediction error from one frame to the "
+            "next (0: none), so that an error that differs between frames (a background whose grey drifts) "
+            "costs more than one shared by all frames"
+        },
+    )
     ema_decay: float = field(default=0.999, metadata={"help": "max EMA decay of the saved weights"})
     seed: int = field(default=0, metadata={"help": "seed of data, noise and initialisation"})
     checkpointing_steps: int = field(
@@ -147,6 +155,8 @@ class VideoTrainConfig:
             raise GenkitError(f"--image-lora-layers must be one of {', '.join(IMAGE_LORA_TARGETS)}")
         if self.reversed_pairs and self.batch_size % 2:
             raise GenkitError(f"--reversed-pairs needs an even --batch-size, got {self.batch_size}")
+        if self.temporal_loss < 0:
+            raise GenkitError("--temporal-loss must be >= 0")
         if not 0 <= self.noise_shared < 1:
             raise GenkitError("--noise-shared must be in [0, 1)")
         if self.noise_warp and not self.noise_shared:
@@ -203,6 +213,14 @@ def reversed_pairs(latents, idx, drop, reversible, input_ids, reversed_ids):
     flip = reversible[idx][:, None, None, None, None]
     back = torch.where(flip, latents.flip(2), latents)
     return torch.cat([latents, back]), torch.cat([input_ids[idx], reversed_ids[idx]]), drop.repeat(2)
+
+
+def frame_difference_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``--temporal-loss``: the mean square of the change of the error ``pred - target`` (N, C, T, h, w)
+    between consecutive frames. Zero for an error shared by all frames; twice the plain loss for an error
+    that is independent from frame to frame."""
+    error = pred.float() - target.float()
+    return (error[:, :, 1:] - error[:, :, :-1]).pow(2).mean()
 
 
 def motion_words() -> list[str]:
@@ -279,6 +297,8 @@ def train_video(cfg: VideoTrainConfig) -> Path:
             pred = unet(noisy, timesteps, states).sample
             target = diffusion_target(noise_scheduler, latents, noise, timesteps)
             loss = F.mse_loss(pred.float(), target.float())
+            if cfg.temporal_loss:
+                loss = loss + cfg.temporal_loss * frame_difference_loss(pred, target)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(trained, 1.0)
             optimizer.step()
