@@ -308,7 +308,7 @@ def test_frame_difference_loss_counts_only_errors_that_change_between_frames():
     assert frame_difference_loss(target + step, target).item() == pytest.approx(1 / 7)
 
 
-def test_reversed_pairs_train(tiny_video_run, tmp_path):
+def test_reversed_pairs_and_temporal_loss_train(tiny_video_run, tmp_path):
     cfg, _ = tiny_video_run
     pairs = VideoTrainConfig(
         base=cfg.base,
