@@ -5,6 +5,8 @@ Rows (each over seen prompts of the training split and every held-out (colour, s
 - ``real``: procedural clips of the prompts (the ceiling of every metric),
 - ``shuffled``: the same real clips with their frames in a random order (the FVD control: right frames,
   wrong motion),
+- ``real_through_vae``: the same real clips encoded and decoded by the video model's VAE, frame by frame
+  (the floor that the latent space sets on flicker and FVD for any model that samples in it),
 - ``video``: the video model (``--model``, the bundled ``video-shapes``), from the noise prior it was
   trained with (for a model trained with ``--noise-warp``, the noise carried along a path drawn for each
   prompt by ``genkit.data.video.prompt_path``; ``video_no_warp``: the same model with the noise held
@@ -161,6 +163,13 @@ def main(argv=None) -> int:
         rows["shuffled"][split] = score_clips(shuffled, ps, classifier, ref)
         clips["real"][split] = real
 
+    def through_vae(vae, clips):
+        """Real clips (N, T, 3, R, R) encoded (posterior mean) and decoded, 64 frames at a time."""
+        flat = clips.flatten(0, 1).to(device, vae.dtype)
+        with torch.no_grad():
+            out = [vae.decode(vae.encode(x).latent_dist.mean).sample for x in flat.split(64)]
+        return torch.cat(out).float().cpu().clamp(-1, 1).view_as(clips)
+
     def run(name, pipe, shared, warp):
         rows[name] = {}
         for split, ps in prompts.items():
@@ -173,6 +182,11 @@ def main(argv=None) -> int:
     pipe = load_pipeline(path, "dpm", device)
     shared, warp = trained_noise_shared(path), trained_noise_warp(path)
     control: dict[str, dict] = {}
+    rows["real_through_vae"] = {}
+    for split, ps in prompts.items():
+        rows["real_through_vae"][split] = score_clips(
+            through_vae(pipe.vae, clips["real"][split]), ps, classifier, ref
+        )
 
     def control_of(name, pipe, shared, warp):
         n = 6 if args.quick else 12
@@ -193,9 +207,11 @@ def main(argv=None) -> int:
         pipe.unet = zero_motion_outputs(copy.deepcopy(trained))  # the image model per frame
         run("image_per_frame", pipe, shared, warp)
         pipe.unet = trained
+    compared = []
     for other in args.compare:
         p = resolve_model(other)
         name = Path(other).parent.name if Path(other).name == "model" else Path(other).name
+        compared.append(name)
         other_pipe = load_pipeline(p, "dpm", device)
         other_shared, other_warp = trained_noise_shared(p), trained_noise_warp(p)
         run(name, other_pipe, other_shared, other_warp)
@@ -214,6 +230,8 @@ def main(argv=None) -> int:
             "fvd_seen": v["seen"]["fvd"],
             "fvd_shuffled_control": rows["shuffled"]["seen"]["fvd"],
             "fvd_ratio_vs_shuffled": v["seen"]["fvd"] / rows["shuffled"]["seen"]["fvd"],
+            "flicker_ratio_real_through_vae": rows["real_through_vae"]["seen"]["flicker_ratio"],
+            "fvd_real_through_vae": rows["real_through_vae"]["seen"]["fvd"],
             "seconds_per_clip": v["seen"]["seconds_per_clip"],
             "caption_control_accuracy": control["video"]["accuracy"],
             "same_direction_all_captions": control["video"]["same_direction_all_captions"],
@@ -263,18 +281,20 @@ def main(argv=None) -> int:
             f"four 'moving' captions for {c['same_direction_all_captions']:.2f} of the seeds; with the "
             f"frames' noise reversed, the motion reverses for {c['reversed_with_noise']:.2f} of them"
         )
-    # a strip of clips to look at: real and generated, the first frames of held-out prompts
+    # a strip of clips to look at: real, the video model and each --compare model (one row each), the
+    # first seen and the first held-out prompts
     strip = Path(args.out).with_name(Path(args.out).stem + "_samples.gif")
-    pick = list(range(0, min(8, len(prompts["heldout"]))))
+    shown = ["real", "video", *compared]
+    pick = [("seen", i) for i in range(4)] + [("heldout", i) for i in range(min(4, len(prompts["heldout"])))]
     frames = np.concatenate(
         [
-            np.concatenate([clip_to_uint8(clips[k]["heldout"][i].numpy(), 3) for i in pick], axis=2)
-            for k in ("real", "video")
+            np.concatenate([clip_to_uint8(clips[k][split][i].numpy(), 3) for split, i in pick], axis=2)
+            for k in shown
         ],
         axis=1,
     )
     write_clip(frames, strip, fps=8)
-    print(f"wrote {strip} (top: real, bottom: video-shapes; held-out prompts {pick})")
+    print(f"wrote {strip} (rows, top to bottom: {', '.join(shown)}; prompts {pick})")
     write_result(args.out, result)
     return 0
 

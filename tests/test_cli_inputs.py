@@ -74,6 +74,11 @@ CASES = [
     (["train", "video", "--noise-warp", "--noise-shared", "0"], "it needs --noise-shared > 0"),
     (["train", "video", "--noise-warp", "--reversed-pairs"], "do not go together"),
     (["train", "video", "--temporal-loss", "-1"], "--temporal-loss must be >= 0"),
+    (["train", "video", "--temporal-loss-background"], "--temporal-loss-background needs a --temporal-loss"),
+    (
+        ["train", "video", "--temporal-loss", "1", "--temporal-loss-background", "--reversed-pairs"],
+        "--temporal-loss-background does not work with --reversed-pairs",
+    ),
     (["train", "video", "--base", "student-shapes", "--out", "{t}/d3"], "--base must be a Stable Diffusion"),
     (["train", "video-classifier", "--frames", "6"], "--frames must be a positive multiple of 4"),
     (

@@ -2,6 +2,7 @@
 ``genkit video`` command and the video metrics."""
 
 import json
+from dataclasses import replace
 
 import imageio.v2 as imageio
 import imageio.v3 as iio
@@ -41,10 +42,11 @@ from genkit.models.video import (
     video_unet,
     zero_motion_outputs,
 )
-from genkit.pipelines.video import generate_clips, load_video, video_noise
+from genkit.pipelines.video import generate_clips, load_video, path_discs, video_noise
 from genkit.training.video import (
     VideoTrainConfig,
     frame_difference_loss,
+    outside_paths,
     reversed_pairs,
     train_video,
 )
@@ -306,9 +308,31 @@ def test_frame_difference_loss_counts_only_errors_that_change_between_frames():
     step = torch.zeros_like(target)
     step[:, :, 4:] = 1.0  # a background that changes grey once, half-way: one of 7 frame pairs
     assert frame_difference_loss(target + step, target).item() == pytest.approx(1 / 7)
+    # --temporal-loss-background: changes only where ``where`` holds count, the mean stays over all
+    where = torch.ones(2, 1, 7, 4, 4, dtype=torch.bool)
+    where[:, :, 3] = False  # the pair of frames 3 and 4, where the step is
+    assert frame_difference_loss(target + step, target, where).item() < 1e-12
+    assert frame_difference_loss(target + step, target, ~where).item() == pytest.approx(1 / 7)
 
 
-def test_reversed_pairs_and_temporal_loss_train(tiny_video_run, tmp_path):
+def test_outside_paths_leaves_out_the_shape_in_both_frames_of_a_pair():
+    t = np.linspace(0, 1, 4)[:, None]
+    move = (np.array([0.25, 0.5]) + t * np.array([0.5, 0.0]), np.full(4, 0.1))  # right, 8 px in 16
+    grow = (np.full((4, 2), 0.5), np.array([0.05, 0.05, 0.05, 0.3]))  # grows only in the last frame
+    where = outside_paths([move, grow], 4, 16, 16)
+    assert where.shape == (2, 1, 3, 16, 16) and where.dtype == torch.bool
+    discs = torch.stack([path_discs(p, 4, 16, 16) for p in (move, grow)])
+    assert discs[0, 0, 8, 4] and not discs[0, 3, 8, 4]
+    # the disc's pixels of either frame are out of its pairs; the corners, far from every disc, are in
+    assert not where[0, 0, 0, 8, 4] and not where[0, 0, 0, 8, 7]  # frame 0's centre, frame 1's centre
+    assert where[0, 0, 2, 8, 4]  # frame 0's centre, in the pair of frames 2 and 3 the shape has left
+    assert where[:, :, :, 0, 0].all() and where[:, :, :, 15, 15].all()
+    big = discs[1, 3] & ~discs[1, 2]  # the grown disc's ring: out of the last pair only
+    assert big.any() and not where[1, 0, 2][big].any() and where[1, 0, 1][big].all()
+    assert where[0].float().mean() > 0.7  # most of a 16 x 16 frame is background
+
+
+def test_reversed_pairs_and_temporal_losses_train(tiny_video_run, tmp_path):
     cfg, _ = tiny_video_run
     pairs = VideoTrainConfig(
         base=cfg.base,
@@ -324,7 +348,12 @@ def test_reversed_pairs_and_temporal_loss_train(tiny_video_run, tmp_path):
     model = train_video(pairs)
     info = json.loads((model / "training.json").read_text())
     assert info["reversed_pairs"] is True and info["noise_warp"] is False
-    assert info["temporal_loss"] == 1.0
+    assert info["temporal_loss"] == 1.0 and info["temporal_loss_background"] is False
+    background = replace(
+        pairs, out=str(tmp_path / "background"), reversed_pairs=False, temporal_loss_background=True
+    )
+    info = json.loads((train_video(background) / "training.json").read_text())
+    assert info["temporal_loss_background"] is True and info["reversed_pairs"] is False
 
 
 def test_trained_video_model_loads_in_diffusers_animatediff(tiny_video_run):

@@ -43,7 +43,7 @@ from genkit.models.video import (
     motion_adapter_of,
     video_unet,
 )
-from genkit.pipelines.video import video_noise
+from genkit.pipelines.video import path_discs, video_noise
 from genkit.training.latents import LatentCache, diffusion_target, encode_posterior, save_pipeline
 from genkit.training.loop import (
     device_field,
@@ -122,6 +122,13 @@ class VideoTrainConfig:
             "costs more than one shared by all frames"
         },
     )
+    temporal_loss_background: bool = field(
+        default=False,
+        metadata={
+            "help": "apply --temporal-loss only outside each clip's shape (the disc of its path in both "
+            "frames of a pair), so that the shape's own motion and growth are not damped"
+        },
+    )
     ema_decay: float = field(default=0.999, metadata={"help": "max EMA decay of the saved weights"})
     seed: int = field(default=0, metadata={"help": "seed of data, noise and initialisation"})
     checkpointing_steps: int = field(
@@ -157,6 +164,10 @@ class VideoTrainConfig:
             raise GenkitError(f"--reversed-pairs needs an even --batch-size, got {self.batch_size}")
         if self.temporal_loss < 0:
             raise GenkitError("--temporal-loss must be >= 0")
+        if self.temporal_loss_background and not self.temporal_loss:
+            raise GenkitError("--temporal-loss-background needs a --temporal-loss weight > 0")
+        if self.temporal_loss_background and self.reversed_pairs:
+            raise GenkitError("--temporal-loss-background does not work with --reversed-pairs")
         if not 0 <= self.noise_shared < 1:
             raise GenkitError("--noise-shared must be in [0, 1)")
         if self.noise_warp and not self.noise_shared:
@@ -180,7 +191,8 @@ class VideoLatentCache(LatentCache):
         # frame counts (a segfault at 2-6 frames)
         self.mean, self.std = (v.transpose(1, 2).contiguous() for v in (mean, std))
         self.captions = [a.caption() for a in self.dataset.attributes]
-        self.paths = [self.dataset.path(i) for i in range(num_clips)]  # for --noise-warp
+        # each clip's shape path, for --noise-warp and --temporal-loss-background
+        self.paths = [self.dataset.path(i) for i in range(num_clips)]
         # each clip played backwards is a clip of the opposite motion, unless that triple is held out
         reversed_attributes = [time_reversed(a) for a in self.dataset.attributes]
         self.reversible = torch.tensor([not a.heldout for a in reversed_attributes])
@@ -215,12 +227,25 @@ def reversed_pairs(latents, idx, drop, reversible, input_ids, reversed_ids):
     return torch.cat([latents, back]), torch.cat([input_ids[idx], reversed_ids[idx]]), drop.repeat(2)
 
 
-def frame_difference_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def frame_difference_loss(
+    pred: torch.Tensor, target: torch.Tensor, where: torch.Tensor | None = None
+) -> torch.Tensor:
     """``--temporal-loss``: the mean square of the change of the error ``pred - target`` (N, C, T, h, w)
     between consecutive frames. Zero for an error shared by all frames; twice the plain loss for an error
-    that is independent from frame to frame."""
+    that is independent from frame to frame. ``where`` (N, 1, T - 1, h, w) bool keeps only those changes
+    (the others count as 0 in the mean)."""
     error = pred.float() - target.float()
-    return (error[:, :, 1:] - error[:, :, :-1]).pow(2).mean()
+    change = (error[:, :, 1:] - error[:, :, :-1]).pow(2)
+    if where is not None:
+        change = change * where
+    return change.mean()
+
+
+def outside_paths(paths, frames: int, h: int, w: int) -> torch.Tensor:
+    """``--temporal-loss-background``: (N, 1, T - 1, h, w), True where neither frame of a pair of
+    consecutive frames has clip i's shape (the disc of ``paths[i]``, as ``video_noise`` carries it)."""
+    discs = torch.stack([path_discs(p, frames, h, w) for p in paths])
+    return ~(discs[:, 1:] | discs[:, :-1])[:, None]
 
 
 def motion_words() -> list[str]:
@@ -279,8 +304,10 @@ def train_video(cfg: VideoTrainConfig) -> Path:
         )
         ids = input_ids[idx]
         n = cfg.batch_size // 2 if cfg.reversed_pairs else cfg.batch_size
-        paths = [cache.paths[i] for i in idx[:n].tolist()] if cfg.noise_warp else None
-        noise = video_noise((n, *latents.shape[1:]), cfg.noise_shared, device=device, paths=paths)
+        paths = [cache.paths[i] for i in idx[:n].tolist()]
+        noise = video_noise(
+            (n, *latents.shape[1:]), cfg.noise_shared, device=device, paths=paths if cfg.noise_warp else None
+        )
         timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (n,), device=device)
         if cfg.reversed_pairs:
             latents, ids, drop = reversed_pairs(
@@ -298,7 +325,10 @@ def train_video(cfg: VideoTrainConfig) -> Path:
             target = diffusion_target(noise_scheduler, latents, noise, timesteps)
             loss = F.mse_loss(pred.float(), target.float())
             if cfg.temporal_loss:
-                loss = loss + cfg.temporal_loss * frame_difference_loss(pred, target)
+                where = None
+                if cfg.temporal_loss_background:
+                    where = outside_paths(paths, cfg.frames, *latents.shape[-2:]).to(device)
+                loss = loss + cfg.temporal_loss * frame_difference_loss(pred, target, where)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(trained, 1.0)
             optimizer.step()

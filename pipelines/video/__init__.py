@@ -24,7 +24,14 @@ from diffusers import AnimateDiffPipeline
 
 from genkit.pipelines.text2img import set_scheduler
 
-__all__ = ["generate_clips", "load_video", "trained_noise_shared", "trained_noise_warp", "video_noise"]
+__all__ = [
+    "generate_clips",
+    "load_video",
+    "path_discs",
+    "trained_noise_shared",
+    "trained_noise_warp",
+    "video_noise",
+]
 
 
 PATH_PAD = 0.06  # the carried disc reaches this far (fraction of the side) beyond the shape's radius
@@ -72,16 +79,13 @@ def video_noise(
 def _carried(still: torch.Tensor, disc: torch.Tensor, path, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``still`` (C, h, w) with ``disc`` (C, h, w) carried along ``path`` over ``frames``: the noise
     (C, T, h, w) and where the disc is (T, h, w)."""
-    centres, radii = (torch.as_tensor(np.asarray(v), dtype=torch.float64) for v in path)
-    if centres.shape != (frames, 2) or radii.shape != (frames,):
-        raise ValueError(f"a path needs centres ({frames}, 2) and radii ({frames},)")
+    centres, radii = _path(path, frames)
     _, h, w = still.shape
-    ys = ((torch.arange(h, dtype=torch.float64) + 0.5) / h)[:, None]
-    xs = ((torch.arange(w, dtype=torch.float64) + 0.5) / w)[None, :]
-    out, masks = [], []
-    for f in range(frames):
+    ys, xs = _grid(h, w)
+    masks = path_discs(path, frames, h, w).to(still.device)
+    out = []
+    for f, inside in enumerate(masks):
         dx, dy = xs - centres[f, 0], ys - centres[f, 1]
-        inside = (dx.square() + dy.square() <= (radii[f] + PATH_PAD) ** 2).to(still.device)
         scale = radii[0] / radii[f]  # back to the first frame: undo the move, then the growth
         src_x = ((centres[0, 0] + dx * scale) * w - 0.5).round().long().clamp(0, w - 1).expand(h, w)
         src_y = ((centres[0, 1] + dy * scale) * h - 0.5).round().long().clamp(0, h - 1).expand(h, w)
@@ -93,8 +97,30 @@ def _carried(still: torch.Tensor, disc: torch.Tensor, path, frames: int) -> tupl
         carried = (carried - mean) * (n / (n - 1)).sqrt()
         sign = 1.0 if f % 2 == 0 else -1.0
         out.append(torch.where(inside, sign * carried, still))
-        masks.append(inside)
-    return torch.stack(out, 1), torch.stack(masks)
+    return torch.stack(out, 1), masks
+
+
+def path_discs(path, frames: int, h: int, w: int) -> torch.Tensor:
+    """Where the disc of a shape's ``path`` (centres (T, 2), radii (T,); see ``video_noise``) lies on an
+    (h, w) grid in each of ``frames`` frames: (T, h, w) bool, the shape's radius + ``PATH_PAD``."""
+    centres, radii = _path(path, frames)
+    ys, xs = _grid(h, w)
+    dist2 = (xs - centres[:, 0, None, None]).square() + (ys - centres[:, 1, None, None]).square()
+    return dist2 <= (radii[:, None, None] + PATH_PAD) ** 2
+
+
+def _path(path, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    centres, radii = (torch.as_tensor(np.asarray(v), dtype=torch.float64) for v in path)
+    if centres.shape != (frames, 2) or radii.shape != (frames,):
+        raise ValueError(f"a path needs centres ({frames}, 2) and radii ({frames},)")
+    return centres, radii
+
+
+def _grid(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel centres as fractions of the side: ys (h, 1), xs (1, w)."""
+    ys = ((torch.arange(h, dtype=torch.float64) + 0.5) / h)[:, None]
+    xs = ((torch.arange(w, dtype=torch.float64) + 0.5) / w)[None, :]
+    return ys, xs
 
 
 def _training(path: str | os.PathLike) -> dict:
