@@ -285,7 +285,7 @@ def main(argv=None) -> int:
     # first seen and the first held-out prompts
     strip = Path(args.out).with_name(Path(args.out).stem + "_samples.gif")
     shown = ["real", "video", *compared]
-    pick = [("seen", i) for i in range(4)] + [("heldout", i) for i in range(min(4, len(prompts["heldout"])))]
+    pick = [(split, i) for split, ps in prompts.items() for i in range(min(4, len(ps)))]
     frames = np.concatenate(
         [
             np.concatenate([clip_to_uint8(clips[k][split][i].numpy(), 3) for split, i in pick], axis=2)

@@ -327,8 +327,8 @@ def test_outside_paths_leaves_out_the_shape_in_both_frames_of_a_pair():
     assert not where[0, 0, 0, 8, 4] and not where[0, 0, 0, 8, 7]  # frame 0's centre, frame 1's centre
     assert where[0, 0, 2, 8, 4]  # frame 0's centre, in the pair of frames 2 and 3 the shape has left
     assert where[:, :, :, 0, 0].all() and where[:, :, :, 15, 15].all()
-    big = discs[1, 3] & ~discs[1, 2]  # the grown disc's ring: out of the last pair only
-    assert big.any() and not where[1, 0, 2][big].any() and where[1, 0, 1][big].all()
+    ring = discs[1, 3] & ~discs[1, 2]  # what the disc grew by in the last frame: out of the last pair only
+    assert ring.any() and not where[1, 0, 2][ring].any() and where[1, 0, 1][ring].all()
     assert where[0].float().mean() > 0.7  # most of a 16 x 16 frame is background
 
 
