@@ -22,6 +22,7 @@ from diffusers import AutoencoderKL
 from genkit.assets import bundled_models
 from genkit.data.shapes import ShapesDataset
 from genkit.metrics.evaluate import load_oracle
+from genkit.training.latents import vae_roundtrip
 
 RESULTS = Path(__file__).parent / "results" / "vae.json"
 HEADS = ("shape", "color", "position", "size")
@@ -41,11 +42,7 @@ def main(argv=None) -> int:
     ds = ShapesDataset(n, vae.config.sample_size, seed=2024, split="all")
     batch = ds.batch(range(n))
     x = batch["pixel_values"]
-    with torch.no_grad():
-        recon = torch.cat(
-            [vae.decode(vae.encode(x[i : i + 250]).latent_dist.mode()).sample for i in range(0, n, 250)]
-        )
-    recon = recon.clamp(-1, 1)
+    recon = vae_roundtrip(vae, x, chunk=250)
     mse = ((recon - x) / 2).square().mean().item()
     small = batch["labels"]["size"] == 0
     real_pred, rec_pred = oracle.predict(x), oracle.predict(recon)

@@ -72,6 +72,7 @@ from genkit.pipelines.video import (  # noqa: E402
     trained_noise_shared,
     trained_noise_warp,
 )
+from genkit.training.latents import vae_roundtrip  # noqa: E402
 from genkit.video import clip_to_uint8, write_clip  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "video.json"
@@ -163,13 +164,6 @@ def main(argv=None) -> int:
         rows["shuffled"][split] = score_clips(shuffled, ps, classifier, ref)
         clips["real"][split] = real
 
-    def through_vae(vae, clips):
-        """Real clips (N, T, 3, R, R) encoded (posterior mean) and decoded, 64 frames at a time."""
-        flat = clips.flatten(0, 1).to(device, vae.dtype)
-        with torch.no_grad():
-            out = [vae.decode(vae.encode(x).latent_dist.mean).sample for x in flat.split(64)]
-        return torch.cat(out).float().cpu().clamp(-1, 1).view_as(clips)
-
     def run(name, pipe, shared, warp):
         rows[name] = {}
         for split, ps in prompts.items():
@@ -185,7 +179,7 @@ def main(argv=None) -> int:
     rows["real_through_vae"] = {}
     for split, ps in prompts.items():
         rows["real_through_vae"][split] = score_clips(
-            through_vae(pipe.vae, clips["real"][split]), ps, classifier, ref
+            vae_roundtrip(pipe.vae, clips["real"][split]), ps, classifier, ref
         )
 
     def control_of(name, pipe, shared, warp):

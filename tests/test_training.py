@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+from dummies import DUMMY_VAE
 from safetensors.torch import load_file
 
 from genkit.data.shapes import shapes_stream
 from genkit.metrics.classifier import ShapesClassifier
 from genkit.training.classifier import ClassifierTrainConfig, train_classifier
+from genkit.training.latents import vae_roundtrip
 from genkit.training.loop import latest_checkpoint
 from genkit.training.text2img import Text2ImgTrainConfig, train_text2img
 from genkit.training.tokenizer import TokenizerTrainConfig, train_tokenizer
@@ -55,6 +57,18 @@ def test_vae_trains_and_exports_scaling_factor(parts):
     z = vae.encode(x).latent_dist.mode() * vae.config.scaling_factor
     assert vae.config.scaling_factor != 0.18215  # measured, not SD's default
     assert z.std().item() == pytest.approx(1.0, abs=0.25)
+
+
+def test_vae_roundtrip_decodes_the_posterior_mean_in_chunks_and_keeps_leading_dims():
+    torch.manual_seed(0)
+    vae = AutoencoderKL(**DUMMY_VAE).eval()
+    x = torch.rand(2, 3, 3, 16, 16) * 2 - 1  # e.g. 2 clips of 3 frames
+    with torch.no_grad():
+        manual = vae.decode(vae.encode(x.flatten(0, 1)).latent_dist.mean).sample.clamp(-1, 1)
+    out = vae_roundtrip(vae, x, chunk=4)  # 6 frames: chunks of 4 and 2
+    assert out.shape == x.shape and out.dtype == torch.float32
+    assert torch.allclose(out.flatten(0, 1), manual, atol=1e-5)
+    assert out.abs().max() <= 1 and not torch.allclose(out, x, atol=0.1)  # an untrained VAE loses a lot
 
 
 def test_text2img_resume_after_kill_matches_uninterrupted(parts, tmp_path):

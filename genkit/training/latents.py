@@ -65,6 +65,18 @@ def encode_posterior(vae: AutoencoderKL, batches, total: int, desc: str = "encod
     return torch.cat(means) * s, torch.cat(stds) * s
 
 
+@torch.no_grad()
+def vae_roundtrip(vae: AutoencoderKL, images: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """``images`` (..., C, H, W) in [-1, 1] encoded (the posterior mean) and decoded, ``chunk`` images at a
+    time: what the VAE alone keeps of them. Same shape, clamped to [-1, 1], on the CPU in float32."""
+    flat = images.reshape(-1, *images.shape[-3:])
+    out = [
+        vae.decode(vae.encode(x.to(vae.device, vae.dtype)).latent_dist.mean).sample.float().cpu()
+        for x in flat.split(chunk)
+    ]
+    return torch.cat(out).clamp(-1, 1).view(images.shape)
+
+
 class LatentCache:
     """The VAE posterior (mean, std, times the scaling factor) of a seeded set of training images, and their
     captions, computed once, as diffusers' training examples cache latents. Each batch still draws a fresh
